@@ -1,0 +1,34 @@
+"""Datasets as uint8 `(N, C, H, W)` arrays with labels and a content hash.
+
+    from genbench.data import FASHION_MNIST, folder
+    train = FASHION_MNIST.load("train")          # ImageData: .images, .labels, .content_hash, .source
+    samples = folder("runs/vae/samples").load("all")
+
+Built-in datasets are found locally (the `data_root` argument / `$GENBENCH_DATA`, then system locations, then
+genbench's download folder) or downloaded with torchvision when allowed; decoded arrays are cached under
+`cache_dir()/data/` and memory-mapped on later loads.
+"""
+
+from genbench.data.base import DatasetSpec, DatasetUnavailable, ImageData, cache_dir, content_hash
+from genbench.data.celeba import CELEBA64
+from genbench.data.cifar10 import CIFAR10
+from genbench.data.digits import DIGITS
+from genbench.data.folder import folder
+from genbench.data.idx import FASHION_MNIST, MNIST
+
+BUILTIN: tuple[DatasetSpec, ...] = (FASHION_MNIST, MNIST, CIFAR10, CELEBA64, DIGITS)
+
+__all__ = [
+    "ImageData",
+    "DatasetSpec",
+    "DatasetUnavailable",
+    "cache_dir",
+    "content_hash",
+    "folder",
+    "FASHION_MNIST",
+    "MNIST",
+    "CIFAR10",
+    "CELEBA64",
+    "DIGITS",
+    "BUILTIN",
+]
