@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from genbench import GenbenchError, GenbenchWarning
+from genbench.files import atomic_write
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -210,21 +210,6 @@ def _fingerprint(paths: Iterable[Path]) -> list[dict[str, Any]]:
     return out
 
 
-def _atomic_write(path: Path, content: np.ndarray | bytes) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")  # created with the umask's mode
-    try:
-        with open(tmp, "xb") as f:
-            if isinstance(content, bytes):
-                f.write(content)
-            else:
-                np.save(f, content)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def cached_decode(
     name: str,
     split: str,
@@ -252,10 +237,10 @@ def cached_decode(
     meta = {**stamp, "content_hash": content_hash(images, labels), "source": source, "labels": labels is not None}
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(img_path, images)
+        atomic_write(img_path, lambda f: np.save(f, images))
         if labels is not None:
-            _atomic_write(lbl_path, labels)
-        _atomic_write(meta_path, json.dumps(meta, indent=1).encode())  # last: it commits the entry
+            atomic_write(lbl_path, lambda f: np.save(f, labels))
+        atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1).encode()))  # last: commits the entry
     except OSError as exc:
         warnings.warn(
             f"could not write the decoded {name}:{split} to the cache {folder} ({exc}); it will be decoded "
