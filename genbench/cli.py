@@ -1,0 +1,205 @@
+"""The genbench command line. Each command only resolves its options and calls a plain function."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from genbench import GenbenchError, GenbenchWarning, __version__
+
+_default_showwarning = warnings.showwarning
+
+
+def _friendly_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GenbenchError as e:
+            raise click.ClickException(str(e)) from None
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "--version", prog_name="genbench")
+def main() -> None:
+    """genbench: train generative-model baselines under versioned protocols and score them with exact metrics.
+
+    \b
+    Quick start (offline, about ten minutes on a laptop CPU):
+      genbench run --model vae --dataset fashion-mnist --protocol quick
+      genbench show runs/fashion-mnist-vae-quick-v1-seed0
+    """
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """genbench's own warnings are for the user: one line, no source location."""
+    if issubclass(category, GenbenchWarning):
+        click.secho(f"Warning: {message}", fg="yellow", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+@main.command("list")
+@click.argument("what", required=False, type=click.Choice(["models", "datasets", "protocols", "metrics"]))
+@_friendly_errors
+def list_(what: str | None) -> None:
+    """List what genbench knows: model families, datasets, protocols and metrics (all four by default)."""
+    from genbench import registry
+
+    sections = [what] if what else ["models", "datasets", "protocols", "metrics"]
+    for section in sections:
+        click.secho(section, bold=True)
+        if section == "models":
+            rows = [(n, f.description, "capabilities: " + ", ".join(f.capabilities()) +
+                     "; presets: " + ", ".join(f.presets)) for n, f in registry.MODELS.items()]
+        elif section == "datasets":
+            rows = [(n, s.description, _dataset_facts(s)) for n, s in registry.DATASETS.items()]
+            rows.append(("folder:PATH", "your own images, found recursively under PATH", "split: all"))
+        elif section == "protocols":
+            rows = [(ref, f"{p.steps} steps x {p.batch_size}, preset {p.preset}", p.hash)
+                    for ref, p in registry.PROTOCOLS.items()]
+        else:
+            rows = [(n, m.description, ("higher" if m.higher_is_better else "lower") + " is better; needs "
+                     + m.requires) for n, m in registry.METRICS.items()]
+        width = max(len(r[0]) for r in rows)
+        for name, desc, extra in rows:
+            click.echo(f"  {name:<{width}}  {desc}")
+            click.secho(f"  {'':<{width}}  {extra}", dim=True)
+        click.echo()
+
+
+def _dataset_facts(spec) -> str:
+    shape = "x".join(map(str, spec.shape)) if spec.shape else "any size"
+    return f"{shape}; splits: {', '.join(spec.splits)}" + (f"; labels: {spec.label_kind}" if spec.label_kind else "")
+
+
+@main.command()
+@click.option("--model", required=True, help="Model family (see `genbench list models`).")
+@click.option("--dataset", required=True, help="Dataset (see `genbench list datasets`).")
+@click.option("--protocol", "protocol_name", default="standard", show_default=True,
+              help="Tier (smoke: seconds on a CPU; quick: ~10 min on a laptop CPU; standard: the published "
+                   "recipe, GPU hours) or a full protocol name such as fashion-mnist/vae/quick@1.")
+@click.option("--seed", default=0, show_default=True, help="Seed for initialisation, data order and sampling.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run directory.  [default: runs/DATASET-MODEL-TIER-vVERSION-seedSEED]")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
+              help="auto picks CUDA when torch sees a GPU.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="GENBENCH_DATA",
+              help="Where datasets are looked for first (also $GENBENCH_DATA).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same protocol and seed); "
+                                             "reaches the same result as an uninterrupted run.")
+@click.option("--force", is_flag=True, help="Replace a run already in --out.")
+@click.option("--max-minutes", type=float, default=None,
+              help="Stop training after this many minutes with a checkpoint; continue later with --resume.")
+@click.option("--offline", is_flag=True, help="Never download; fail with instructions if data is missing.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (logs still written).")
+@click.option("--dry-run", is_flag=True, help="Print the resolved protocol and run directory, then exit.")
+@_friendly_errors
+def run(model, dataset, protocol_name, seed, out, device, data_root, resume, force, max_minutes, offline,
+        no_progress, dry_run) -> None:
+    """Train a baseline under a fixed protocol, then evaluate its saved weights into RUN_DIR/result.json.
+
+    Interrupt with Ctrl-C at any time: the current step finishes, a checkpoint is written, and --resume
+    continues exactly where it stopped.
+    """
+    from genbench import registry, runner
+
+    protocol = _resolve_protocol(registry, model, dataset, protocol_name)
+    out = out or Path("runs") / f"{protocol.dataset}-{protocol.model}-{protocol.tier}-v{protocol.version}-seed{seed}"
+    if dry_run:
+        click.echo(json.dumps({**protocol.summary(), "seed": seed, "run_dir": str(out)}, indent=2))
+        return
+    _print_protocol(protocol, seed, out)
+    opts = runner.RunOptions(out=out, seed=seed, device=device, data_root=data_root, resume=resume, force=force,
+                             max_minutes=max_minutes, progress=not no_progress,
+                             download=not offline)
+    result = runner.run(protocol, opts, echo=click.echo)
+    if result is None:
+        sys.exit(3)
+    click.echo()
+    _print_metrics(result)
+
+
+def _resolve_protocol(registry, model: str, dataset: str, name: str):
+    from genbench.protocols import TIERS
+
+    if name in TIERS:
+        return registry.find_protocol(model=model, dataset=dataset, tier=name)
+    protocol = registry.protocol(name)
+    if (protocol.model, protocol.dataset) != (model, dataset):
+        raise GenbenchError(f"protocol {protocol.ref} trains {protocol.model} on {protocol.dataset}, "
+                            f"not {model} on {dataset}.")
+    return protocol
+
+
+def _print_protocol(protocol, seed: int, out: Path) -> None:
+    ev = protocol.evaluation
+    click.secho(f"{protocol.ref}  ({protocol.hash})", bold=True)
+    click.echo(f"  model     {protocol.model}, preset {protocol.preset}: {protocol.model_config}")
+    click.echo(f"  training  {protocol.steps} steps x batch {protocol.batch_size} on {protocol.dataset}:"
+               f"{protocol.train_split}, {protocol.optimizer.name} lr {protocol.optimizer.lr:g}"
+               + (f", EMA {protocol.ema}" if protocol.ema else "") + f", seed {seed}")
+    click.echo(f"  eval      {protocol.dataset}:{ev.split}"
+               + (f" (first {ev.num_images})" if ev.num_images else " (all)")
+               + (f", IWAE k={ev.iwae_k} on {ev.iwae_images}" if ev.iwae_k else "")
+               + f", {ev.num_samples} samples")
+    click.echo(f"  run dir   {out}")
+
+
+def _print_metrics(result: dict) -> None:
+    rows = [(name, m) for name, m in result["metrics"].items()]
+    rows += [(f"{name} (reference)", m) for name, m in result.get("references", {}).items()]
+    width = max((len(n) for n, _ in rows), default=10)
+    for name, m in rows:
+        arrow = "↑" if m["higher_is_better"] else "↓"
+        value = "—" if m["value"] is None else f"{m['value']:.4f}"
+        details = ", ".join(f"{k}={v}" for k, v in m.items()
+                            if k in ("n", "split", "estimator", "k", "unit") and v is not None)
+        click.echo(f"  {name:<{width}} {arrow} {value:>10}   {details}")
+    c = result["compute"]
+    if c.get("train_seconds") is not None:
+        click.echo(f"  trained {c['train_seconds']:.1f} s on {c['device']}; {c['parameters']:,} parameters; "
+                   f"sampling {c['sample_images_per_s']:.0f} images/s")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@_friendly_errors
+def show(run_dir: Path) -> None:
+    """Summarise a run directory: protocol, progress, losses, and the metrics once evaluated."""
+    from genbench import results
+    from genbench.rundir import RunDir
+
+    rd = RunDir(run_dir)
+    if not rd.run_json.exists():
+        raise GenbenchError(f"{run_dir} holds no genbench run (no run.json).")
+    info = rd.info()
+    p = info["protocol"]
+    click.secho(f"{run_dir}: {rd.status()}", bold=True)
+    click.echo(f"  protocol  {p['protocol']} ({p['hash']}), seed {info['seed']}, run id {info['run_id']}")
+    click.echo(f"  created   {info['created']} with genbench {info['genbench_version']}")
+    train_log, eval_log = rd.logs.read("train"), rd.logs.read("eval")
+    if train_log:
+        last = train_log[-1]
+        click.echo(f"  training  step {last['step']}/{p['steps']}: loss {last['loss']:.4g}"
+                   + (f", bpd {last['bpd']:.4f}" if "bpd" in last else "")
+                   + f", {last['images_per_s']:.0f} images/s, {last['train_seconds']:.0f} s so far")
+    if eval_log:
+        last = eval_log[-1]
+        click.echo(f"  held-out  step {last['step']}: loss {last['loss']:.4g}"
+                   + (f", bpd {last['bpd']:.4f}" if "bpd" in last else ""))
+    if rd.result.exists():
+        click.echo()
+        _print_metrics(results.load(rd.result))
+    elif not rd.weights.exists():
+        click.echo(f"  continue with: genbench run --model {p['model']} --dataset {p['dataset']} "
+                   f"--protocol {p['protocol']} --seed {info['seed']} --out {run_dir} --resume")
+    files = [f.name for f in sorted(rd.path.iterdir()) if f.is_file() and not f.name.startswith(".")]
+    click.echo(f"  files     {', '.join(files)}")

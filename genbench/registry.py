@@ -1,0 +1,169 @@
+"""The one registry of what genbench knows: model families, datasets, metrics and protocols.
+
+Every built-in is registered explicitly at the bottom of this file; nothing fills a registry as a side
+effect of importing some other module. Names are validated and duplicates are rejected, so two entries can
+never silently shadow each other. Users add their own entries through the same `register` calls.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Generic, Iterator, TypeVar
+
+from genbench import GenbenchError
+
+T = TypeVar("T")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*(@[0-9]+)?$")
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str, entry: T) -> T:
+        if not _NAME.match(name):
+            raise ValueError(f"invalid {self.kind} name {name!r}: use lower-case letters, digits, '-', '.', '_'")
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = entry
+        return entry
+
+    def __getitem__(self, name: str) -> T:
+        try:
+            return self._entries[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._entries, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise GenbenchError(
+                f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(sorted(self._entries))} "
+                f"(see `genbench list {self.kind}s`)."
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries))
+
+    def items(self) -> list[tuple[str, T]]:
+        return sorted(self._entries.items())
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """A baseline family: a module with DESCRIPTION, Config, PRESETS and Model (see DESIGN.md)."""
+
+    name: str
+    module: ModuleType
+
+    @property
+    def description(self) -> str:
+        return self.module.DESCRIPTION
+
+    @property
+    def presets(self) -> dict:
+        return self.module.PRESETS
+
+    def build(self, config, image_shape: tuple[int, int, int]):
+        return self.module.Model(config, image_shape)
+
+    def capabilities(self) -> list[str]:
+        model = self.module.Model
+        caps = ["sample"]
+        if hasattr(model, "log_likelihood"):
+            caps.append(f"log_likelihood ({model.likelihood})")
+        caps += [c for c in ("encode", "decode", "reconstruct") if hasattr(model, c)]
+        return caps
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    description: str
+    higher_is_better: bool
+    unit: str
+    module: str  # where the math lives
+    requires: str  # the model capability or input it needs
+
+
+MODELS: Registry[ModelFamily] = Registry("model")
+DATASETS: Registry = Registry("dataset")
+METRICS: Registry[MetricInfo] = Registry("metric")
+PROTOCOLS: Registry = Registry("protocol")
+
+
+def dataset(name: str):
+    """A dataset spec by name; `folder:PATH` names a folder of the user's images."""
+    from genbench import data
+
+    if name.startswith("folder:"):
+        return data.folder(Path(name[len("folder:"):]).expanduser())
+    return DATASETS[name]
+
+
+def protocol(name: str):
+    """A protocol by `dataset/model/tier@version`, or by `dataset/model/tier` for the current version."""
+    if "@" in name:
+        return PROTOCOLS[name]
+    versions = [p for key, p in PROTOCOLS.items() if key.split("@")[0] == name]
+    if not versions:
+        PROTOCOLS[name]  # raises with suggestions
+    return max(versions, key=lambda p: p.version)
+
+
+def find_protocol(*, model: str, dataset: str, tier: str):
+    """The current protocol for a (model, dataset, tier), with an error listing what exists."""
+    name = f"{dataset}/{model}/{tier}"
+    if any(key.split("@")[0] == name for key in PROTOCOLS):
+        return protocol(name)
+    if model not in MODELS:
+        MODELS[model]
+    if not dataset.startswith("folder:") and dataset not in DATASETS:
+        DATASETS[dataset]
+    offered = sorted({key.split("/")[-1].split("@")[0] for key in PROTOCOLS if key.startswith(f"{dataset}/{model}/")})
+    if offered:
+        raise GenbenchError(f"no {tier!r} protocol for {model} on {dataset}; tiers offered: {', '.join(offered)}.")
+    pairs = sorted({"/".join(key.split("/")[:2]) for key in PROTOCOLS if key.split("/")[1] == model})
+    raise GenbenchError(
+        f"no protocol trains {model} on {dataset}. Protocols exist for: {', '.join(pairs) or 'none'} "
+        "(see `genbench list protocols`)."
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Built-ins. Adding an entry here is the only way it becomes known.
+
+def _register_builtins() -> None:
+    from genbench import data, protocols
+    from genbench.baselines import vae
+
+    MODELS.register("vae", ModelFamily("vae", vae))
+
+    for spec in data.BUILTIN:
+        DATASETS.register(spec.name, spec)
+
+    for info in (
+        MetricInfo("bpd", "negative log-likelihood (or its bound) on held-out data, in bits per dimension",
+                   False, "bits/dim", "genbench.metrics.likelihood", "log_likelihood"),
+        MetricInfo("bpd_iwae", "importance-weighted (IWAE) bound on the negative log-likelihood, bits/dim",
+                   False, "bits/dim", "genbench.metrics.likelihood", "log_likelihood with k > 1"),
+        MetricInfo("psnr", "peak signal-to-noise ratio of reconstructions of held-out images (data range 255)",
+                   True, "dB", "genbench.metrics.reconstruction", "reconstruct"),
+        MetricInfo("ssim", "structural similarity of reconstructions of held-out images (scikit-image)",
+                   True, "", "genbench.metrics.reconstruction", "reconstruct"),
+        MetricInfo("independent_pixel_bpd", "reference: an independent per-pixel histogram fitted on train, "
+                   "exact bits/dim on the evaluation split", False, "bits/dim", "genbench.metrics.likelihood",
+                   "dataset"),
+    ):
+        METRICS.register(info.name, info)
+
+    for p in protocols.BUILTIN:
+        PROTOCOLS.register(p.ref, p)
+
+
+_register_builtins()

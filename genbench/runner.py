@@ -1,0 +1,249 @@
+"""The generic run: one loop for every family, then evaluation of the saved weights.
+
+The family owns its training step (`Model.train_step`); this module owns everything around it: seeding,
+device, data order, EMA, progress, the wall-clock budget, atomic checkpoints, logs and the final
+evaluation. Evaluation is never inside training: training ends by writing `model.pt`, and `evaluate`
+loads that file into a fresh model.
+
+Exact resume: the data order is a pure function of (seed, epoch), and a checkpoint holds the model, the
+optimizers, the EMA weights and torch's RNG state at a step boundary. A run killed at any moment (SIGKILL
+included) and continued with `--resume` reaches bit-identical weights and metrics on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from genbench import GenbenchError, registry
+from genbench.files import load_state, save_state, write_json
+from genbench.protocols import Protocol
+from genbench.rundir import RunDir
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out: Path
+    seed: int = 0
+    device: str = "auto"
+    data_root: Path | None = None
+    resume: bool = False
+    force: bool = False
+    max_minutes: float | None = None  # wall-clock budget for this invocation; stops resumably
+    progress: bool = True
+    download: bool = True
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GenbenchError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu.")
+    return torch.device(name)
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def run(protocol: Protocol, opts: RunOptions, echo: Echo = print) -> dict | None:
+    """Train under `protocol`, evaluate the saved weights, write result.json. None if stopped early."""
+    from genbench import evaluate  # evaluation imports metric code the loop itself never needs
+
+    rd = RunDir(opts.out)
+    rd.prepare(protocol, seed=opts.seed, resume=opts.resume, force=opts.force, echo=echo)
+    device = resolve_device(opts.device)
+    spec = registry.dataset(protocol.dataset)
+    load = dict(data_root=opts.data_root, download=opts.download, progress=opts.progress)
+    train_data = spec.load(protocol.train_split, **load)
+    held_out = spec.load(protocol.evaluation.split, **load)
+
+    if not rd.weights.exists():
+        finished = train(protocol, rd, train_data.images, held_out.images, device=device, seed=opts.seed,
+                         max_minutes=opts.max_minutes, progress=opts.progress, echo=echo)
+        if not finished:
+            return None
+    echo("Evaluating the saved weights ...")
+    return evaluate.evaluate_run(rd, protocol, train=train_data, held_out=held_out, device=device,
+                                 progress=opts.progress, echo=echo)
+
+
+class EMA:
+    """Exponential moving average of a model's floating-point state (Polyak averaging)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].lerp_(v, 1.0 - self.decay)
+
+    def weights(self, model: torch.nn.Module) -> dict:
+        return {k: self.shadow.get(k, v) for k, v in model.state_dict().items()}
+
+
+class DataOrder:
+    """Batch indices as a pure function of (seed, step): a fresh permutation per epoch, last partial batch
+    dropped. Recomputable after a resume without saving any loader state."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if n < batch_size:
+            raise GenbenchError(f"the training split has {n} images, fewer than the batch size {batch_size}.")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.per_epoch = n // batch_size
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def __call__(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
+
+
+def build_model(protocol: Protocol, image_shape: tuple[int, int, int], seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)  # the initial weights are a function of the seed
+    return registry.MODELS[protocol.model].build(protocol.model_config, image_shape)
+
+
+def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarray, *, device: torch.device,
+          seed: int, max_minutes: float | None = None, progress: bool = True, echo: Echo = print) -> bool:
+    """Train (or continue training) and write the final weights. False if stopped before the last step."""
+    x_all = torch.from_numpy(np.array(images))  # (N, C, H, W) uint8 copied out of the memmap, kept on the CPU
+    x_held = torch.from_numpy(np.array(held_out[:500])).to(device)  # fixed batch for the held-out loss
+    model = build_model(protocol, tuple(x_all.shape[1:]), seed).to(device)
+    optimizers = model.configure_optimizers(protocol.optimizer)
+    ema = EMA(model, protocol.ema) if protocol.ema else None
+    order = DataOrder(len(x_all), protocol.batch_size, seed)
+    step, train_seconds = 0, 0.0
+
+    if rd.checkpoint.exists():
+        state = load_state(rd.checkpoint, map_location=device)
+        model.load_state_dict(state["model"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        if ema:
+            ema.shadow = state["ema"]
+        torch.set_rng_state(state["rng"]["cpu"])
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        step, train_seconds = state["step"], state["train_seconds"]
+        echo(f"Resuming from step {step}/{protocol.steps} ({train_seconds:.0f} s of training so far).")
+    rd.logs.truncate(step)
+
+    def checkpoint() -> None:
+        rng = {"cpu": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        save_state(rd.checkpoint, {
+            "model": model.state_dict(), "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+            "ema": ema.shadow if ema else None, "rng": rng, "step": step, "train_seconds": train_seconds,
+        })
+        write_json(rd.checkpoint_info, {"step": step, "steps": protocol.steps, "train_seconds": train_seconds})
+
+    stop = _StopRequest()
+    deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
+    kill_at = int(os.environ.get("GENBENCH_FAULT_KILL_AT_STEP", -1))  # fault injection for the resume tests
+    bar = tqdm(total=protocol.steps, initial=step, desc="train", unit="step", disable=None if progress else True,
+               dynamic_ncols=True)
+    start_step, t_start, window = step, time.perf_counter(), (time.perf_counter(), step)
+    model.train()
+    with stop:
+        while step < protocol.steps:
+            t0 = time.perf_counter()
+            x = x_all[order(step)].to(device, non_blocking=True)
+            stats = model.train_step(x, optimizers)
+            if ema:
+                ema.update(model)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            train_seconds += time.perf_counter() - t0
+            step += 1
+            bar.update(1)
+
+            if step - start_step == 10 and step < protocol.steps:
+                per_step = (time.perf_counter() - t_start) / 10
+                bar.write(f"Estimated training time: {_duration(per_step * (protocol.steps - step))} more "
+                          f"({protocol.batch_size / per_step:.0f} images/s over the last 10 steps on "
+                          f"{device_description(device)}).")
+            if step % protocol.log_every == 0 or step == protocol.steps:
+                now_t, (t_w, s_w) = time.perf_counter(), window
+                ips = (step - s_w) * protocol.batch_size / max(now_t - t_w, 1e-9)
+                window = (now_t, step)
+                rd.logs.write("train", {"step": step, **stats, "images_per_s": ips, "train_seconds": train_seconds})
+                bar.set_postfix(loss=f"{stats['loss']:.4g}", img_s=f"{ips:.0f}")
+            if step % protocol.eval_loss_every == 0 or step == protocol.steps:
+                rd.logs.write("eval", {"step": step, **_held_out_loss(model, x_held, seed, device)})
+            out_of_time = deadline is not None and time.monotonic() > deadline
+            if step % protocol.checkpoint_every == 0 or step == protocol.steps or stop.requested or out_of_time:
+                checkpoint()
+            if step == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if (stop.requested or out_of_time) and step < protocol.steps:
+                bar.close()
+                why = "interrupted" if stop.requested else f"the {max_minutes:g}-minute budget ran out"
+                echo(f"Stopped at step {step}/{protocol.steps} ({why}); checkpoint saved. "
+                     f"Continue with the same command plus --resume.")
+                return False
+    bar.close()
+    rd.logs.close()
+    weights = ema.weights(model) if ema else model.state_dict()
+    save_state(rd.weights, {k: v.detach().cpu() for k, v in weights.items()})
+    echo(f"Training done: {protocol.steps} steps in {_duration(train_seconds)}; weights in {rd.weights}.")
+    return True
+
+
+@torch.no_grad()
+def _held_out_loss(model: torch.nn.Module, x: torch.Tensor, seed: int, device: torch.device) -> dict:
+    """Loss on a fixed held-out batch, with its own RNG so that logging never changes training."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        model.eval()
+        stats = model.eval_loss(x)
+        model.train()
+    return stats
+
+
+class _StopRequest:
+    """First Ctrl-C: finish the current step, checkpoint, stop. A second one interrupts at once."""
+
+    requested = False
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s" if m else f"{s}s"

@@ -1,0 +1,69 @@
+"""Protocols are versioned: any change that can move a number must change the hash and bump the version."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genbench import registry
+from genbench.protocols import BUILTIN, TIERS
+
+PINNED = Path(__file__).with_name("protocol_hashes.json")
+
+
+def test_every_protocol_hash_is_pinned():
+    pinned = json.loads(PINNED.read_text())
+    current = {p.ref: p.hash for p in BUILTIN}
+    changed = [ref for ref in current if ref in pinned and pinned[ref] != current[ref]]
+    assert not changed, (f"{changed} changed without a version bump: bump `version` in genbench/protocols.py "
+                         f"and pin the new hash in {PINNED.name}")
+    assert set(current) == set(pinned), "pin new protocols / drop retired ones in protocol_hashes.json"
+
+
+def test_names_and_registry():
+    for p in BUILTIN:
+        assert p.tier in TIERS and p.version >= 1
+        assert p.ref == f"{p.dataset}/{p.model}/{p.tier}@{p.version}"
+        assert registry.PROTOCOLS[p.ref] is p
+        assert p.dataset in registry.DATASETS and p.model in registry.MODELS
+        assert p.evaluation.split in registry.DATASETS[p.dataset].splits
+        assert p.train_split in registry.DATASETS[p.dataset].splits
+    assert registry.protocol("digits/vae/smoke") is registry.PROTOCOLS["digits/vae/smoke@1"]
+
+
+@pytest.mark.parametrize("change", [
+    dict(steps=41), dict(batch_size=33), dict(ema=0.999), dict(train_split="test"),
+    dict(optimizer=dataclasses.replace(BUILTIN[0].optimizer, lr=2e-3)),
+    dict(evaluation=dataclasses.replace(BUILTIN[0].evaluation, iwae_k=9)),
+])
+def test_hash_covers_every_setting(change):
+    p = registry.protocol("digits/vae/smoke")
+    assert dataclasses.replace(p, **change).hash != p.hash
+
+
+def test_hash_covers_the_model_config_but_not_the_source_note():
+    p = registry.protocol("digits/vae/smoke")
+    field = dataclasses.fields(p.model_config)[0].name
+    bumped = dataclasses.replace(p.model_config, **{field: getattr(p.model_config, field) + 1})
+    assert dataclasses.replace(p, model_config=bumped).hash != p.hash
+    assert dataclasses.replace(p, source="another citation").hash == p.hash
+
+
+def test_hash_is_stable_across_processes():
+    code = "from genbench import registry; print(registry.protocol('fashion-mnist/vae/quick').hash)"
+    hashes = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2")}
+    assert hashes == {registry.protocol("fashion-mnist/vae/quick").hash}
+
+
+def test_unknown_tier_and_pair_explain_what_exists():
+    from genbench import GenbenchError
+
+    with pytest.raises(GenbenchError, match="tiers offered: quick, smoke"):
+        registry.find_protocol(model="vae", dataset="digits", tier="standard")
+    with pytest.raises(GenbenchError, match="unknown model 'vea'. Did you mean vae"):
+        registry.find_protocol(model="vea", dataset="digits", tier="quick")

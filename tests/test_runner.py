@@ -1,0 +1,120 @@
+"""The generic runner: determinism, exact resume after a kill, run-directory safety, logs and results."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from genbench import GenbenchError, registry, results
+from genbench.runner import DataOrder, RunOptions, run
+
+SMOKE = registry.protocol("digits/vae/smoke")  # 40 steps, checkpoint every 10: a few seconds on a CPU
+CLI = [sys.executable, "-m", "genbench", "run", "--model", "vae", "--dataset", "digits", "--protocol", "smoke",
+       "--no-progress"]
+
+
+def quiet(*_):
+    pass
+
+
+def do_run(out, **kw):
+    return run(SMOKE, RunOptions(out=out, progress=False, download=False, **kw), echo=quiet)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted smoke run, shared by the tests that compare against it."""
+    out = tmp_path_factory.mktemp("reference")
+    return out, do_run(out)
+
+
+def comparable(result):
+    return result["metrics"], result["references"], result["provenance"]["checkpoint_sha256"]
+
+
+def test_a_run_writes_a_valid_self_describing_result(reference):
+    out, result = reference
+    assert results.load(out) == result
+    assert result["protocol"] == {"name": "digits/vae/smoke", "version": 1, "hash": SMOKE.hash, "tier": "smoke"}
+    m = result["metrics"]
+    assert set(m) == {"bpd", "bpd_iwae", "psnr", "ssim"}
+    assert m["bpd"]["n"] == 200 and m["bpd"]["estimator"] == "elbo" and m["bpd"]["split"] == "digits:test"
+    assert m["bpd_iwae"]["k"] == 8 and m["bpd_iwae"]["n"] == 50
+    assert m["bpd_iwae"]["value"] <= m["bpd_iwae"]["elbo_same_images"]  # IWAE is the tighter bound
+    assert 0 < m["bpd"]["value"] < 8.5 and 5 < m["psnr"]["value"] < 40
+    assert m["ssim"]["value"] is None and "smaller than the 11x11 SSIM window" in m["ssim"]["error"]
+    ref = result["references"]["independent_pixel_bpd"]
+    assert ref["fitted_on"] == "digits:train" and 0 < ref["value"] < 8
+    c = result["compute"]
+    assert c["parameters"] > 0 and c["train_seconds"] > 0 and c["sample_images_per_s"] > 0
+    p = result["provenance"]
+    assert p["checkpoint_sha256"].startswith("sha256:") and p["data_hash"]["train"].startswith("sha256:")
+    for name in ("run.json", "model.pt", "checkpoint.pt", "samples.png", "samples.npz", "train_log.jsonl"):
+        assert (out / name).exists(), name
+    steps = [row["step"] for row in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())]
+    assert steps == list(range(5, 41, 5))
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(reference, tmp_path):
+    assert comparable(do_run(tmp_path / "again")) == comparable(reference[1])
+    assert do_run(tmp_path / "seed1", seed=1)["metrics"]["bpd"] != reference[1]["metrics"]["bpd"]
+
+
+def test_resume_after_sigkill_reaches_the_same_result(reference, tmp_path):
+    out = tmp_path / "killed"
+    env = {**os.environ, "GENBENCH_FAULT_KILL_AT_STEP": "15"}  # 5 steps past the checkpoint at step 10
+    proc = subprocess.run(CLI + ["--out", str(out)], env=env, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert json.loads((out / "checkpoint.json").read_text())["step"] == 10
+    assert not (out / "result.json").exists()
+
+    proc = subprocess.run(CLI + ["--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "--resume" in proc.stderr  # refuses to start over silently
+
+    proc = subprocess.run(CLI + ["--out", str(out), "--resume"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "Resuming from step 10/40" in proc.stdout
+    assert comparable(results.load(out)) == comparable(reference[1])
+    steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert steps == list(range(5, 41, 5))  # the entries written after the checkpoint were replaced, not doubled
+
+
+def test_time_budget_stops_resumably(reference, tmp_path):
+    out = tmp_path / "budget"
+    assert do_run(out, max_minutes=0) is None
+    assert json.loads((out / "checkpoint.json").read_text())["step"] == 1
+    assert comparable(do_run(out, resume=True)) == comparable(reference[1])
+
+
+def test_a_finished_run_is_never_overwritten_without_force(reference, tmp_path):
+    out = reference[0]
+    before = (out / "result.json").read_bytes()
+    with pytest.raises(GenbenchError, match="already holds a run \\(finished\\).*--force"):
+        do_run(out)
+    with pytest.raises(GenbenchError, match="nothing to resume"):
+        do_run(out, resume=True)
+    with pytest.raises(GenbenchError, match="seed 0, not .* with seed 3"):
+        do_run(out, resume=True, seed=3)
+    assert (out / "result.json").read_bytes() == before
+
+
+def test_force_replaces_only_run_files_and_foreign_dirs_are_refused(tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(GenbenchError, match="not empty and holds no genbench run"):
+        do_run(foreign)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_data_order_is_a_function_of_seed_and_step():
+    a, b = DataOrder(100, 32, seed=0), DataOrder(100, 32, seed=0)
+    assert [a(s).tolist() for s in (0, 5, 1)] == [b(s).tolist() for s in (0, 5, 1)]
+    epoch = sorted(i for s in range(3) for i in a(s).tolist())
+    assert len(set(epoch)) == 96  # one epoch: 3 full batches, no repeats, remainder dropped
+    assert a(3).tolist() != a(0).tolist()  # a new permutation in the next epoch
+    with pytest.raises(GenbenchError, match="fewer than the batch size"):
+        DataOrder(10, 32, seed=0)
