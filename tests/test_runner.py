@@ -1,5 +1,6 @@
 """The generic runner: determinism, exact resume after a kill, run-directory safety, logs and results."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -80,6 +81,16 @@ def test_resume_after_sigkill_reaches_the_same_result(reference, tmp_path):
     assert comparable(results.load(out)) == comparable(reference[1])
     steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert steps == list(range(5, 41, 5))  # the entries written after the checkpoint were replaced, not doubled
+    if importlib.util.find_spec("tensorboard"):
+        assert tensorboard_steps(out, "train/loss") == steps  # and purged from the events
+
+
+def tensorboard_steps(run_dir, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)]
 
 
 def test_time_budget_stops_resumably(reference, tmp_path):
@@ -118,3 +129,17 @@ def test_data_order_is_a_function_of_seed_and_step():
     assert a(3).tolist() != a(0).tolist()  # a new permutation in the next epoch
     with pytest.raises(GenbenchError, match="fewer than the batch size"):
         DataOrder(10, 32, seed=0)
+
+
+def test_tensorboard_events_mirror_the_logs_when_tensorboard_is_installed(reference):
+    """TensorBoard is optional; where it is installed, every logged scalar is also an event."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(reference[0] / "tb"))
+    acc.Reload()
+    loss = acc.Scalars("train/loss")
+    assert [e.step for e in loss] == list(range(5, 41, 5))
+    logged = [json.loads(line)["loss"] for line in (reference[0] / "train_log.jsonl").read_text().splitlines()]
+    assert [e.value for e in loss] == pytest.approx(logged, rel=1e-6)
+    assert tensorboard_steps(reference[0], "eval/bpd") == [20, 40]
