@@ -75,3 +75,13 @@ def test_a_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
         results.write(tmp_path, {**valid_result(), "seed": 1})
     assert (tmp_path / "result.json").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temp file left behind
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    results.write(tmp_path, valid_result())
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "result.json").stat().st_mode) == 0o666 & ~mask
