@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from genbench import GenbenchError, GenbenchWarning, __version__
+from genbench.samples import SIZE_AND_CHANNEL_POLICY
 
 _default_showwarning = warnings.showwarning
 
@@ -33,7 +34,7 @@ def main() -> None:
     \b
     Quick start (offline, about ten minutes on a laptop CPU):
       genbench run --model vae --dataset fashion-mnist --protocol quick
-      genbench show runs/fashion-mnist-vae-quick-v1-seed0
+      genbench show runs/fashion-mnist-vae-quick-v2-seed0
     """
     warnings.showwarning = _show_warning
 
@@ -47,13 +48,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 @main.command("list")
-@click.argument("what", required=False, type=click.Choice(["models", "datasets", "protocols", "metrics"]))
+@click.argument("what", required=False,
+                type=click.Choice(["models", "datasets", "protocols", "metrics", "extractors"]))
 @_friendly_errors
 def list_(what: str | None) -> None:
-    """List what genbench knows: model families, datasets, protocols and metrics (all four by default)."""
+    """List what genbench knows: models, datasets, protocols, metrics and feature extractors (all by default)."""
     from genbench import registry
 
-    sections = [what] if what else ["models", "datasets", "protocols", "metrics"]
+    sections = [what] if what else ["models", "datasets", "protocols", "metrics", "extractors"]
     for section in sections:
         click.secho(section, bold=True)
         if section == "models":
@@ -65,9 +67,12 @@ def list_(what: str | None) -> None:
         elif section == "protocols":
             rows = [(ref, f"{p.steps} steps x {p.batch_size}, preset {p.preset}", p.hash)
                     for ref, p in registry.PROTOCOLS.items()]
-        else:
+        elif section == "metrics":
             rows = [(n, m.description, ("higher" if m.higher_is_better else "lower") + " is better; needs "
                      + m.requires) for n, m in registry.METRICS.items()]
+        else:
+            rows = [(n, e.description, f"{e.feature_dim}-d features" + (f", {e.num_classes} logits" if e.num_classes
+                     else "") + f"; input: {e.input}") for n, e in registry.EXTRACTORS.items()]
         width = max(len(r[0]) for r in rows)
         for name, desc, extra in rows:
             click.echo(f"  {name:<{width}}  {desc}")
@@ -85,7 +90,7 @@ def _dataset_facts(spec) -> str:
 @click.option("--dataset", required=True, help="Dataset (see `genbench list datasets`).")
 @click.option("--protocol", "protocol_name", default="standard", show_default=True,
               help="Tier (smoke: seconds on a CPU; quick: ~10 min on a laptop CPU; standard: the published "
-                   "recipe, GPU hours) or a full protocol name such as fashion-mnist/vae/quick@1.")
+                   "recipe, GPU hours) or a full protocol name such as fashion-mnist/vae/quick@2.")
 @click.option("--seed", default=0, show_default=True, help="Seed for initialisation, data order and sampling.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run directory.  [default: runs/DATASET-MODEL-TIER-vVERSION-seedSEED]")
@@ -203,3 +208,92 @@ def show(run_dir: Path) -> None:
                    f"--protocol {p['protocol']} --seed {info['seed']} --out {run_dir} --resume")
     files = [f.name for f in sorted(rd.path.iterdir()) if f.is_file() and not f.name.startswith(".")]
     click.echo(f"  files     {', '.join(files)}")
+
+
+@main.command(epilog="Sample files: " + SIZE_AND_CHANNEL_POLICY)
+@click.argument("samples", type=click.Path(path_type=Path))
+@click.option("--ref", required=True,
+              help="What to compare with: DATASET:SPLIT (e.g. fashion-mnist:test), a folder or .npy/.npz of images, "
+                   "or a .npz of Fréchet statistics (mu, sigma; FID only).")
+@click.option("--metrics", "metric_list", default="fid,kid,is,prc", show_default=True,
+              help="Comma-separated: fid, kid, is (Inception Score), prc (precision and recall, k=3).")
+@click.option("--extractor", default="inception-v3-compat", show_default=True,
+              help="Feature extractor (see `genbench list extractors`). Scores from any extractor but "
+                   "inception-v3-compat are named after it, e.g. fid[lenet-fashion-mnist].")
+@click.option("--weights", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Extractor weights file (sha256-checked). For Inception also $GENBENCH_INCEPTION_WEIGHTS.")
+@click.option("--num-samples", type=int, default=None, help="Score the first N samples (sorted by path).")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Does not change the numbers.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="GENBENCH_DATA",
+              help="Where reference datasets are looked for first (also $GENBENCH_DATA).")
+@click.option("--strict", is_flag=True, help="Fail on unreadable sample files instead of skipping them.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the result (genbench result schema) to this file.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@_friendly_errors
+def score(samples, ref, metric_list, extractor, weights, num_samples, batch_size, device, data_root, strict,
+          json_out, no_progress) -> None:
+    """Score a folder (or .npy/.npz array) of generated images against a reference."""
+    from genbench import results
+    from genbench import score as scoring
+    from genbench.runner import resolve_device
+
+    settings = scoring.ScoreSettings(
+        metrics=tuple(m.strip() for m in metric_list.split(",") if m.strip()), extractor=extractor,
+        weights=weights, num_samples=num_samples, batch_size=batch_size, device=str(resolve_device(device)),
+        strict=strict, data_root=data_root, progress=not no_progress)
+    result = scoring.score(samples, ref, settings)
+    _print_metrics(result)
+    if json_out:
+        results.write_file(json_out, result)
+        click.echo(f"Result written to {json_out}.")
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--extractor", default="inception-v3-compat", show_default=True,
+              help="Feature extractor (see `genbench list extractors`).")
+@click.option("--weights", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Extractor weights file (sha256-checked).")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="GENBENCH_DATA")
+@click.option("--no-progress", is_flag=True)
+@_friendly_errors
+def stats(ref, extractor, weights, batch_size, device, data_root, no_progress) -> None:
+    """Precompute and cache the reference features and statistics of DATASET:SPLIT (or a folder of images).
+
+    `genbench score` and `genbench run` reuse the cache; it is keyed by the data's content hash, the extractor,
+    its weights' sha256, the preprocessing and genbench's feature-pipeline version.
+    """
+    from genbench import reference, registry
+    from genbench.runner import resolve_device
+
+    spec = registry.EXTRACTORS[extractor]
+    dev = str(resolve_device(device))
+    module = spec.load(weights, device=dev)
+    ref_obj = reference.resolve(ref, extractor=spec, module=module, data_root=data_root, batch_size=batch_size,
+                                device=dev, progress=not no_progress)
+    click.echo(f"{ref_obj.label}: {ref_obj.n} images, {len(ref_obj.mu)}-d {spec.name} features")
+    click.echo(f"  cached at {ref_obj.path}")
+
+
+@main.group()
+def extractor() -> None:
+    """Domain feature extractors that genbench trains itself (offline alternatives to Inception)."""
+
+
+@extractor.command("train")
+@click.option("--dataset", default="fashion-mnist", show_default=True, type=click.Choice(["fashion-mnist"]))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("extractor"),
+              show_default=True, help="Folder for the weights and their record (sha256, test accuracy).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="GENBENCH_DATA")
+@_friendly_errors
+def extractor_train(dataset, out, seed, data_root) -> None:
+    """Train the domain classifier with genbench's fixed recipe; reproduces the weights shipped in the package."""
+    from genbench.metrics.domain import train_extractor
+
+    record = train_extractor(dataset=dataset, out=out, seed=seed, data_root=data_root)
+    click.echo(json.dumps(record, indent=2))

@@ -65,7 +65,9 @@ def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
         metrics["ssim"] = results.metric(ssim.pop("mean"), higher_is_better=True, split=split,
                                          settings={**SSIM_SETTINGS, "data_range": 255}, **ssim)
 
-    sample_ips = _samples(model, rd, ev, device, g(2))
+    samples, sample_ips = _samples(model, rd, ev, device, g(2))
+    if ev.extractor:
+        metrics.update(_sample_quality(samples, protocol, device=device, progress=progress))
     references = {"independent_pixel_bpd": results.metric(
         independent_pixel_bpd(train=train.images, test=images), higher_is_better=False, n=len(images),
         split=split, fitted_on=f"{train.dataset}:{train.split}", alpha=1.0, unit="bits/dim")}
@@ -134,9 +136,25 @@ def _batches(images: np.ndarray, batch_size: int, device, progress: bool, desc: 
         yield torch.from_numpy(np.array(images[i:i + batch_size])).to(device)
 
 
+def _sample_quality(samples: np.ndarray, protocol: Protocol, *, device, progress: bool) -> dict[str, dict]:
+    """FID, KID, IS, precision/recall of the samples against the reference split, as `genbench score` does."""
+    from genbench import reference, registry
+    from genbench.metrics.features import extract
+    from genbench.score import ScoreSettings, compare
+
+    ev = protocol.evaluation
+    spec = registry.EXTRACTORS[ev.extractor]
+    module = spec.load(device=device)
+    ref = reference.resolve(f"{protocol.dataset}:{ev.reference_split}", extractor=spec, module=module,
+                            batch_size=ev.batch_size, device=device, progress=progress)
+    out = extract(module, samples, batch_size=ev.batch_size, device=device, progress=progress)
+    settings = ScoreSettings(metrics=ev.fidelity_metrics, extractor=spec.name, seed=ev.seed)
+    return compare(out, ref, spec=spec, module=module, settings=settings)
+
+
 @torch.no_grad()
-def _samples(model, rd: RunDir, ev, device: torch.device, generator: torch.Generator) -> float:
-    """Draw the evaluation samples, save them and a grid, and return the sampling speed in images/s."""
+def _samples(model, rd: RunDir, ev, device: torch.device, generator: torch.Generator) -> tuple[np.ndarray, float]:
+    """Draw the evaluation samples, save them and a grid; return them and the sampling speed in images/s."""
     model.sample(min(ev.num_samples, 4), generator=torch.Generator(device).manual_seed(0))  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -152,7 +170,7 @@ def _samples(model, rd: RunDir, ev, device: torch.device, generator: torch.Gener
     grid = make_grid(samples[:64], nrow=8, padding=2, pad_value=255)  # (3, H', W') uint8, gray repeated
     image = Image.fromarray(grid.permute(1, 2, 0).numpy())
     atomic_write(rd.samples_png, lambda f: image.save(f, format="PNG"))
-    return ips
+    return samples.numpy(), ips
 
 
 def _train_seconds(rd: RunDir) -> float | None:

@@ -95,6 +95,7 @@ MODELS: Registry[ModelFamily] = Registry("model")
 DATASETS: Registry = Registry("dataset")
 METRICS: Registry[MetricInfo] = Registry("metric")
 PROTOCOLS: Registry = Registry("protocol")
+EXTRACTORS: Registry = Registry("extractor")  # name -> genbench.metrics.features.ExtractorSpec
 
 
 def dataset(name: str):
@@ -141,6 +142,7 @@ def find_protocol(*, model: str, dataset: str, tier: str):
 def _register_builtins() -> None:
     from genbench import data, protocols
     from genbench.baselines import vae
+    from genbench.metrics import domain, features
 
     MODELS.register("vae", ModelFamily("vae", vae))
 
@@ -159,8 +161,21 @@ def _register_builtins() -> None:
         MetricInfo("independent_pixel_bpd", "reference: an independent per-pixel histogram fitted on train, "
                    "exact bits/dim on the evaluation split", False, "bits/dim", "genbench.metrics.likelihood",
                    "dataset"),
+        MetricInfo("fid", "Fréchet distance between Gaussian fits of sample and reference features",
+                   False, "", "genbench.metrics.fidelity", "samples + extractor"),
+        MetricInfo("kid", "kernel inception distance: unbiased polynomial-kernel MMD^2 over subsets (mean, std)",
+                   False, "", "genbench.metrics.fidelity", "samples + extractor"),
+        MetricInfo("is", "inception score: exp of the mean KL between class posteriors and their marginal",
+                   True, "", "genbench.metrics.fidelity", "samples + extractor with logits"),
+        MetricInfo("precision", "improved precision (k=3): share of samples inside the reference manifold",
+                   True, "", "genbench.metrics.fidelity", "samples + extractor"),
+        MetricInfo("recall", "improved recall (k=3): share of reference inside the sample manifold",
+                   True, "", "genbench.metrics.fidelity", "samples + extractor"),
     ):
         METRICS.register(info.name, info)
+
+    for spec in (*features.BUILTIN, domain.LENET_FASHION_MNIST):
+        EXTRACTORS.register(spec.name, spec)
 
     for p in protocols.BUILTIN:
         PROTOCOLS.register(p.ref, p)

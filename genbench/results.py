@@ -68,10 +68,14 @@ def now() -> str:
 
 
 def write(run_dir: str | Path, result: dict) -> Path:
+    """Write RUN_DIR/result.json atomically, after validating it."""
+    return write_file(Path(run_dir) / FILENAME, result)
+
+
+def write_file(path: str | Path, result: dict) -> Path:
     validate(result, source="the result being written")
-    path = Path(run_dir) / FILENAME
     write_json(path, result)
-    return path
+    return Path(path)
 
 
 def load(path: str | Path) -> dict:

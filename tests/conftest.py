@@ -16,3 +16,43 @@ def pytest_unconfigure(config):
     if _made:
         shutil.rmtree(_made, ignore_errors=True)
         os.environ.pop("GENBENCH_CACHE", None)
+
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+TINY = "tiny-test"
+
+
+class TinyExtractor(torch.nn.Module):
+    """A closed-form stand-in for a feature network: 4x4 average pooling per RGB channel, then fixed seeded
+    projections. Deterministic, any input size, milliseconds per batch."""
+
+    weights_sha256 = None
+
+    def __init__(self, dim: int = 16, classes: int = 5):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("proj", torch.randn(48, dim, generator=g) / 48 ** 0.5)
+        self.register_buffer("head", torch.randn(dim, classes, generator=g))
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> dict:
+        x = x.float() / 255.0
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # (B, 3, H, W)
+        pooled = torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)  # (B, 48)
+        features = torch.tanh(4 * (pooled - 0.3) @ self.proj)  # (B, 16)
+        return {"features": features, "logits": features @ self.head}
+
+
+@pytest.fixture(scope="session")
+def tiny_extractor():
+    """The stand-in, registered with genbench's extractor registry as a user would register their own."""
+    from genbench import registry
+    from genbench.metrics.features import ExtractorSpec
+
+    if TINY not in registry.EXTRACTORS:
+        registry.EXTRACTORS.register(TINY, ExtractorSpec(
+            TINY, "test stand-in", feature_dim=16, num_classes=5, input="any size; 4x4 average pool",
+            build=lambda weights=None, device="cpu": TinyExtractor().to(device)))
+    return registry.EXTRACTORS[TINY]

@@ -37,7 +37,7 @@ def test_dry_run_prints_the_resolved_protocol():
     p = registry.protocol("fashion-mnist/vae/quick")
     assert resolved["protocol"] == p.ref and resolved["hash"] == p.hash
     assert resolved["model_config"]["class"] == "genbench.baselines.vae.Config"
-    assert resolved["run_dir"] == "runs/fashion-mnist-vae-quick-v1-seed0"
+    assert resolved["run_dir"] == "runs/fashion-mnist-vae-quick-v2-seed0"
     default = json.loads(invoke("run", "--model", "vae", "--dataset", "fashion-mnist", "--dry-run").output)
     assert default["tier"] == "standard"
 
@@ -46,7 +46,7 @@ def test_errors_are_one_clear_line():
     result = CliRunner().invoke(main, ["run", "--model", "vea", "--dataset", "digits", "--dry-run"])
     assert result.exit_code == 1 and "Did you mean vae" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["run", "--model", "vae", "--dataset", "digits",
-                                       "--protocol", "fashion-mnist/vae/quick@1", "--dry-run"])
+                                       "--protocol", "fashion-mnist/vae/quick@2", "--dry-run"])
     assert "trains vae on fashion-mnist, not vae on digits" in result.output
 
 
@@ -54,9 +54,9 @@ def test_run_and_show(tmp_path):
     out = tmp_path / "run"
     result = invoke("run", "--model", "vae", "--dataset", "digits", "--protocol", "smoke", "--out", str(out),
                     "--no-progress", "--offline")
-    assert "digits/vae/smoke@1" in result.output and "Estimated training time" in result.output
+    assert "digits/vae/smoke@2" in result.output and "Estimated training time" in result.output
     assert "bpd_iwae" in result.output and "independent_pixel_bpd (reference)" in result.output
     shown = invoke("show", str(out)).output
-    assert "finished" in shown and "digits/vae/smoke@1" in shown and "step 40/40" in shown
+    assert "finished" in shown and "digits/vae/smoke@2" in shown and "step 40/40" in shown
     assert "psnr" in shown and "ssim" in shown  # ssim shown as a dash: 8x8 digits are below its window
     assert "Warning: SSIM skipped" in result.output

@@ -32,7 +32,7 @@ def test_names_and_registry():
         assert p.dataset in registry.DATASETS and p.model in registry.MODELS
         assert p.evaluation.split in registry.DATASETS[p.dataset].splits
         assert p.train_split in registry.DATASETS[p.dataset].splits
-    assert registry.protocol("digits/vae/smoke") is registry.PROTOCOLS["digits/vae/smoke@1"]
+    assert registry.protocol("digits/vae/smoke") is registry.PROTOCOLS["digits/vae/smoke@2"]
 
 
 @pytest.mark.parametrize("change", [

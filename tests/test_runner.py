@@ -39,7 +39,7 @@ def comparable(result):
 def test_a_run_writes_a_valid_self_describing_result(reference):
     out, result = reference
     assert results.load(out) == result
-    assert result["protocol"] == {"name": "digits/vae/smoke", "version": 1, "hash": SMOKE.hash, "tier": "smoke"}
+    assert result["protocol"] == {"name": "digits/vae/smoke", "version": 2, "hash": SMOKE.hash, "tier": "smoke"}
     m = result["metrics"]
     assert set(m) == {"bpd", "bpd_iwae", "psnr", "ssim"}
     assert m["bpd"]["n"] == 200 and m["bpd"]["estimator"] == "elbo" and m["bpd"]["split"] == "digits:test"
@@ -143,3 +143,21 @@ def test_tensorboard_events_mirror_the_logs_when_tensorboard_is_installed(refere
     logged = [json.loads(line)["loss"] for line in (reference[0] / "train_log.jsonl").read_text().splitlines()]
     assert [e.value for e in loss] == pytest.approx(logged, rel=1e-6)
     assert tensorboard_steps(reference[0], "eval/bpd") == [20, 40]
+
+
+def test_fashion_mnist_smoke_reports_sample_quality_through_the_domain_extractor(tmp_path):
+    """Where the protocol names an extractor, the run scores its samples as `genbench score` would."""
+    from genbench.data import DatasetUnavailable
+
+    try:
+        registry.dataset("fashion-mnist").load("test", download=False, progress=False)
+    except DatasetUnavailable:
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    protocol = registry.protocol("fashion-mnist/vae/smoke")
+    result = run(protocol, RunOptions(out=tmp_path / "fm", progress=False, download=False), echo=quiet)
+    m = result["metrics"]
+    assert {"fid[lenet-fashion-mnist]", "precision[lenet-fashion-mnist]", "recall[lenet-fashion-mnist]"} <= set(m)
+    fid = m["fid[lenet-fashion-mnist]"]
+    assert fid["n"] == 200 and fid["reference"] == "fashion-mnist:test" and fid["reference_n"] == 10_000
+    assert fid["extractor_sha256"].startswith("sha256:1fe06915") and fid["value"] > 0
+    assert 0 <= m["precision[lenet-fashion-mnist]"]["value"] <= 1

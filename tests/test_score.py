@@ -1,0 +1,193 @@
+"""`genbench score` and the reference-statistics cache, end to end with a stand-in extractor."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from genbench import GenbenchError, GenbenchWarning, reference, registry, results
+from genbench.cli import main
+from genbench.metrics import fidelity
+from genbench.metrics.features import extract
+from genbench.score import ScoreSettings, score
+
+
+@pytest.fixture
+def samples_dir(tmp_path):
+    """64 noisy copies of real digits test images, as PNGs in nested folders."""
+    real = registry.dataset("digits").load("test").images
+    rng = np.random.default_rng(0)
+    noisy = np.clip(real[:64].astype(int) + rng.integers(-40, 41, real[:64].shape), 0, 255).astype(np.uint8)
+    for i, img in enumerate(noisy):
+        (tmp_path / "s" / f"part{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img[0]).save(tmp_path / "s" / f"part{i % 2}" / f"{i:03d}.png")
+    return tmp_path / "s"
+
+
+def settings(**kw):
+    kw.setdefault("extractor", "tiny-test")
+    kw.setdefault("progress", False)
+    kw.setdefault("kid_subset_size", 50)
+    kw.setdefault("kid_subsets", 20)
+    return ScoreSettings(**kw)
+
+
+def features_of(images, spec):
+    return extract(spec.load(), images, batch_size=32, progress=False)
+
+
+def test_score_matches_the_metrics_on_the_same_features(samples_dir, tiny_extractor):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GenbenchWarning)
+        result = score(samples_dir, "digits:test", settings())
+    results.validate(result, source="score")
+    assert result["kind"] == "submitted samples"
+    assert set(result["metrics"]) == {f"{m}[tiny-test]" for m in ("fid", "kid", "is", "precision", "recall")}
+
+    from genbench.samples import load_samples
+    fake = features_of(load_samples(samples_dir, progress=False).images, tiny_extractor)
+    real = features_of(registry.dataset("digits").load("test").images, tiny_extractor)["features"]
+    fid = result["metrics"]["fid[tiny-test]"]
+    assert fid["value"] == pytest.approx(fidelity.fid(real=real, fake=fake["features"]), rel=1e-9)
+    assert fid["n"] == 64 and fid["reference"] == "digits:test" and fid["reference_n"] == 297
+    assert fid["extractor"] == "tiny-test" and not fid["higher_is_better"]
+    p, r = fidelity.precision_recall(real=real, fake=fake["features"], k=3)
+    assert result["metrics"]["precision[tiny-test]"]["value"] == pytest.approx(p)
+    assert result["metrics"]["recall[tiny-test]"]["value"] == pytest.approx(r)
+    assert result["metrics"]["is[tiny-test]"]["value"] == pytest.approx(
+        fidelity.inception_score(fake["logits"], splits=10, seed=0)[0])
+
+
+def test_reference_cache_is_reused_and_keyed(tiny_extractor, monkeypatch):
+    images = registry.dataset("digits").load("test").images
+    module = tiny_extractor.load()
+    first = reference.from_images(images, label="digits:test", data_hash="sha256:a", extractor=tiny_extractor,
+                                  module=module, progress=False)
+    assert first.path.exists()
+
+    calls = []
+    real_extract = extract
+    monkeypatch.setattr("genbench.metrics.features.extract", lambda *a, **k: calls.append(1) or real_extract(*a, **k))
+    again = reference.from_images(images, label="digits:test", data_hash="sha256:a", extractor=tiny_extractor,
+                                  module=module, progress=False)
+    assert calls == [] and np.array_equal(again.mu, first.mu) and np.array_equal(again.features, first.features)
+
+    other = reference.from_images(images, label="digits:test", data_hash="sha256:b", extractor=tiny_extractor,
+                                  module=module, progress=False)  # another data hash: another key, recomputed
+    assert calls == [1] and other.path != first.path
+
+    first.path.write_bytes(b"damaged")  # a damaged cache file is recomputed, not trusted
+    reference.from_images(images, label="digits:test", data_hash="sha256:a", extractor=tiny_extractor,
+                          module=module, progress=False)
+    assert calls == [1, 1]
+
+
+def test_a_statistics_file_scores_fid_only(samples_dir, tiny_extractor, tmp_path):
+    real = features_of(registry.dataset("digits").load("test").images, tiny_extractor)["features"]
+    mu, sigma = fidelity.gaussian_stats(real)
+    np.savez(tmp_path / "stats.npz", mu=mu, sigma=sigma)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GenbenchWarning)
+        result = score(samples_dir, str(tmp_path / "stats.npz"), settings(metrics=("fid",)))
+        with pytest.raises(GenbenchError, match="only Fréchet statistics"):
+            score(samples_dir, str(tmp_path / "stats.npz"), settings(metrics=("fid", "kid")))
+    assert result["metrics"]["fid[tiny-test]"]["reference"] == str(tmp_path / "stats.npz")
+    np.savez(tmp_path / "bad.npz", mu=mu, sigma=sigma[:3])
+    with pytest.raises(GenbenchError, match="expected \\(D,\\) and \\(D, D\\)"):
+        reference.from_statistics_file(tmp_path / "bad.npz")
+
+
+def test_errors_name_the_problem(samples_dir, tiny_extractor):
+    with pytest.raises(GenbenchError, match="unknown metrics \\['fdi'\\]"):
+        score(samples_dir, "digits:test", settings(metrics=("fdi",)))
+    with pytest.raises(GenbenchError, match="not of the form DATASET:SPLIT"):
+        score(samples_dir, "nowhere", settings())
+    with pytest.raises(GenbenchError, match="unknown extractor 'incepton-v3-compat'"):
+        score(samples_dir, "digits:test", settings(extractor="incepton-v3-compat"))
+
+
+def test_too_few_samples_warn(samples_dir, tiny_extractor):
+    with pytest.warns(GenbenchWarning, match="fewer than the feature dimension 16"):
+        score(samples_dir, "digits:test", settings(metrics=("fid",), num_samples=10))
+
+
+def test_cli_score_writes_a_result_and_stats_caches(samples_dir, tiny_extractor, tmp_path):
+    out = tmp_path / "r.json"
+    run = CliRunner().invoke(main, ["score", str(samples_dir), "--ref", "digits:test", "--extractor", "tiny-test",
+                                    "--metrics", "fid,prc", "--json", str(out), "--no-progress"])
+    assert run.exit_code == 0, run.output
+    assert "fid[tiny-test]" in run.output and "recall[tiny-test]" in run.output
+    assert results.load(out)["metrics"]["fid[tiny-test]"]["n"] == 64
+    stats = CliRunner().invoke(main, ["stats", "digits:train", "--extractor", "tiny-test", "--no-progress"])
+    assert stats.exit_code == 0 and "1500 images, 16-d tiny-test features" in stats.output
+    help_text = CliRunner().invoke(main, ["score", "--help"]).output
+    assert "Sample files:" in help_text and "--ref" in help_text
+
+
+def test_agrees_with_torch_fidelity_end_to_end(samples_dir, tiny_extractor):
+    """The stand-in registered with torch-fidelity too; both tools score the same images."""
+    import torch
+    import torch_fidelity
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+    from genbench.samples import load_samples
+
+    net = tiny_extractor.load()
+
+    class Standin(FeatureExtractorBase):
+        def __init__(self, name, features_list, **kwargs):
+            super().__init__(name, features_list)
+            self.net = net
+
+        @staticmethod
+        def get_provided_features_list():
+            return ("features", "logits")
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return {"isc": "logits"}.get(metric, "features")
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return None
+
+        def forward(self, x):
+            out = self.net(x)
+            return tuple(out[name] for name in self.features_list)
+
+    if "genbench-standin" not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:
+        torch_fidelity.register_feature_extractor("genbench-standin", Standin)
+
+    class Images(torch.utils.data.Dataset):
+        def __init__(self, images):
+            self.images = torch.from_numpy(np.array(images)).expand(-1, 3, -1, -1)  # uint8 (N, 3, H, W)
+
+        def __len__(self):
+            return len(self.images)
+
+        def __getitem__(self, i):
+            return self.images[i]
+
+    fake = load_samples(samples_dir, progress=False).images
+    real = registry.dataset("digits").load("test").images
+    theirs = torch_fidelity.calculate_metrics(
+        input1=Images(fake), input2=Images(real), feature_extractor="genbench-standin", fid=True, kid=True,
+        isc=True, prc=True, kid_subsets=20, kid_subset_size=50, isc_splits=10, prc_neighborhood=3, cuda=False,
+        cache=False, verbose=False, rng_seed=0)  # genbench seeds subsets with 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GenbenchWarning)
+        ours = score(samples_dir, "digits:test", settings())["metrics"]
+    assert ours["fid[tiny-test]"]["value"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-6)
+    # torch-fidelity takes KID's kernel sums over float32 features, genbench over float64: ~2e-6 apart
+    assert ours["kid[tiny-test]"]["value"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-5)
+    assert ours["kid[tiny-test]"]["std"] == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-5)
+    assert ours["is[tiny-test]"]["value"] == pytest.approx(theirs["inception_score_mean"], rel=1e-6)
+    assert ours["precision[tiny-test]"]["value"] == pytest.approx(theirs["precision"], rel=1e-6)  # theirs: float32
+    assert ours["recall[tiny-test]"]["value"] == pytest.approx(theirs["recall"], rel=1e-6)
