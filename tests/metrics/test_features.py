@@ -8,7 +8,9 @@ temporary folder.
 """
 
 import dataclasses
+import datetime
 import hashlib
+import os
 import urllib.error
 
 import numpy as np
@@ -277,6 +279,40 @@ def test_pass_through_hash_mismatch(tmp_path):
     bogus.write_bytes(b"not vgg")
     with pytest.raises(WeightsMismatch, match=features.VGG16_SHA256):
         {s.name: s for s in BUILTIN}["vgg16"].load(weights=bogus)
+
+
+def test_pass_through_wraps_torch_fidelity_and_forces_weights_only_loads(tmp_path, monkeypatch):
+    """The wrapper's contract, with a stand-in for torch-fidelity's class that loads as torch-fidelity does
+    (torch.load(..., weights_only=False)): genbench forces tensor-only loading all the same."""
+    from torch_fidelity import registry
+
+    monkeypatch.delenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", raising=False)
+
+    class StandIn(nn.Module):
+        def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+            super().__init__()
+            state = torch.load(feature_extractor_weights_path, weights_only=False)
+            self.scale = nn.Parameter(state["scale"])
+
+        def forward(self, x):
+            return (x.float().mean(dim=(2, 3)) * self.scale,)
+
+    monkeypatch.setitem(registry.FEATURE_EXTRACTORS_REGISTRY, "vgg16", StandIn)
+    spec = {s.name: s for s in BUILTIN}["vgg16"]
+    path = tmp_path / "vgg16-standin.pth"
+    torch.save({"scale": torch.tensor([1.0, 2.0, 3.0])}, path)
+    monkeypatch.setattr(features, "VGG16_SHA256", features.sha256_file(path))
+    model = spec.load(weights=path)
+    assert model.weights_sha256 == "sha256:" + features.VGG16_SHA256 and not model.training
+    out = extract(model, np.full((2, 1, 5, 5), 10, np.uint8), progress=False)  # gray -> RGB
+    np.testing.assert_allclose(out["features"], [[10.0, 20.0, 30.0]] * 2)
+
+    evil = tmp_path / "vgg16-with-objects.pth"  # a pickle holding more than tensors is refused
+    torch.save({"scale": torch.ones(3), "payload": datetime.date(2020, 1, 1)}, evil)
+    monkeypatch.setattr(features, "VGG16_SHA256", features.sha256_file(evil))
+    with pytest.raises(WeightsUnavailable, match="Weights only load failed"):
+        spec.load(weights=evil)
+    assert "TORCH_FORCE_WEIGHTS_ONLY_LOAD" not in os.environ  # restored afterwards
 
 
 def test_builtin_registry():
