@@ -17,7 +17,6 @@ weights shipped with genbench) is the offline alternative; its scores are labell
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from genbench import GenbenchError
+from genbench import GenbenchError, files
 from genbench.metrics import inception
 
 
@@ -86,11 +85,8 @@ def hub_checkpoints() -> Path:
 
 
 def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The bare hex digest, as published beside weights files."""
+    return files.sha256_file(path).removeprefix("sha256:")
 
 
 def check_sha256(path: Path, source: WeightsSource) -> str:

@@ -1,6 +1,5 @@
 """`genbench score` and the reference-statistics cache, end to end with a stand-in extractor."""
 
-import json
 import warnings
 
 import numpy as np
