@@ -216,7 +216,8 @@ def show(run_dir: Path) -> None:
               help="What to compare with: DATASET:SPLIT (e.g. fashion-mnist:test), a folder or .npy/.npz of images, "
                    "or a .npz of Fréchet statistics (mu, sigma; FID only).")
 @click.option("--metrics", "metric_list", default="fid,kid,is,prc", show_default=True,
-              help="Comma-separated: fid, kid, is (Inception Score), prc (precision and recall, k=3).")
+              help="Comma-separated: fid, kid, is (Inception Score), prc (precision and recall, k=3), "
+                   "dc (density and coverage, k=5).")
 @click.option("--extractor", default="inception-v3-compat", show_default=True,
               help="Feature extractor (see `genbench list extractors`). Scores from any extractor but "
                    "inception-v3-compat are named after it, e.g. fid[lenet-fashion-mnist].")

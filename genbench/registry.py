@@ -171,6 +171,10 @@ def _register_builtins() -> None:
                    True, "", "genbench.metrics.fidelity", "samples + extractor"),
         MetricInfo("recall", "improved recall (k=3): share of reference inside the sample manifold",
                    True, "", "genbench.metrics.fidelity", "samples + extractor"),
+        MetricInfo("density", "density (k=5): how many reference neighbourhoods hold each sample, on average",
+                   True, "", "genbench.metrics.fidelity", "samples + extractor"),
+        MetricInfo("coverage", "coverage (k=5): share of reference neighbourhoods holding at least one sample",
+                   True, "", "genbench.metrics.fidelity", "samples + extractor"),
     ):
         METRICS.register(info.name, info)
 

@@ -22,7 +22,7 @@ from genbench import GenbenchError, GenbenchWarning, reference, registry, result
 from genbench.samples import load_samples
 
 STANDARD_EXTRACTOR = "inception-v3-compat"
-METRIC_GROUPS = ("fid", "kid", "is", "prc")
+METRIC_GROUPS = ("fid", "kid", "is", "prc", "dc")  # dc: density and coverage (k=5), on request
 LITERATURE_N = 50_000  # samples behind published FID/IS/KID figures
 
 
@@ -37,6 +37,7 @@ class ScoreSettings:
     kid_subset_size: int = 1000
     is_splits: int = 10
     prc_k: int = 3
+    dc_k: int = 5
     seed: int = 0
     strict: bool = False
     device: str = "cpu"
@@ -45,7 +46,8 @@ class ScoreSettings:
 
     def hashed(self) -> dict:
         """The settings that can move a number."""
-        keep = ("metrics", "extractor", "num_samples", "kid_subsets", "kid_subset_size", "is_splits", "prc_k", "seed")
+        keep = ("metrics", "extractor", "num_samples", "kid_subsets", "kid_subset_size", "is_splits", "prc_k", "dc_k",
+                "seed")
         return {k: getattr(self, k) for k in keep} | {"feature_pipeline": reference.FEATURE_PIPELINE_VERSION}
 
 
@@ -115,7 +117,7 @@ def compare(out: dict, ref: reference.Reference, *, spec, module, settings: Scor
         mu, sigma = fidelity.gaussian_stats(fake)
         value = fidelity.frechet_distance(mu, sigma, ref.mu, ref.sigma)
         metrics[name("fid")] = results.metric(value, higher_is_better=hib["fid"], **common)
-    needs_features = [m for m in settings.metrics if m in ("kid", "prc")]
+    needs_features = [m for m in settings.metrics if m in ("kid", "prc", "dc")]
     if needs_features and ref.features is None:
         raise GenbenchError(f"{', '.join(needs_features)} need the reference's features, but {ref.label} holds "
                             "only Fréchet statistics (mu, sigma); use a dataset split or an image folder as --ref, "
@@ -134,6 +136,10 @@ def compare(out: dict, ref: reference.Reference, *, spec, module, settings: Scor
         precision, recall = fidelity.precision_recall(real=ref.features, fake=fake, k=settings.prc_k)
         metrics[name("precision")] = results.metric(precision, higher_is_better=True, k=settings.prc_k, **common)
         metrics[name("recall")] = results.metric(recall, higher_is_better=True, k=settings.prc_k, **common)
+    if "dc" in settings.metrics:
+        density, coverage = fidelity.density_coverage(real=ref.features, fake=fake, k=settings.dc_k)
+        metrics[name("density")] = results.metric(density, higher_is_better=True, k=settings.dc_k, **common)
+        metrics[name("coverage")] = results.metric(coverage, higher_is_better=True, k=settings.dc_k, **common)
     return metrics
 
 

@@ -60,6 +60,20 @@ def test_score_matches_the_metrics_on_the_same_features(samples_dir, tiny_extrac
         fidelity.inception_score(fake["logits"], splits=10, seed=0)[0])
 
 
+def test_density_and_coverage_on_request(samples_dir, tiny_extractor):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GenbenchWarning)
+        result = score(samples_dir, "digits:test", settings(metrics=("dc",)))
+    from genbench.samples import load_samples
+    fake = features_of(load_samples(samples_dir, progress=False).images, tiny_extractor)["features"]
+    real = features_of(registry.dataset("digits").load("test").images, tiny_extractor)["features"]
+    density, coverage = fidelity.density_coverage(real=real, fake=fake, k=5)
+    assert set(result["metrics"]) == {"density[tiny-test]", "coverage[tiny-test]"}
+    assert result["metrics"]["density[tiny-test]"]["value"] == pytest.approx(density)
+    assert result["metrics"]["coverage[tiny-test]"]["value"] == pytest.approx(coverage)
+    assert result["metrics"]["coverage[tiny-test]"]["k"] == 5
+
+
 def test_reference_cache_is_reused_and_keyed(tiny_extractor, monkeypatch):
     images = registry.dataset("digits").load("test").images
     module = tiny_extractor.load()
