@@ -22,8 +22,9 @@ Provenance
 Reference implementation: torch-fidelity 0.4.0 (metric_fid, metric_kid, metric_isc, metric_prc), read for its
 conventions; the code here is genbench's own. Checked in tests/metrics/test_fidelity.py on identical features
 (figures in benchmarks/README.md):
-- FID: frechet_distance vs torch-fidelity's fid_statistics_to_metric, relative difference <= 1e-9 for N > D,
-  and both against an exact reference computed from the features for N < D.
+- FID: frechet_distance vs torch-fidelity's fid_statistics_to_metric on the same statistics, and fid vs its
+  features-to-statistics path: relative difference <= 1e-9 for N > D (1e-13 seen). For N < D both are
+  checked against an exact route from the features, where genbench is the closer of the two.
 - KID: identical subset draws (numpy RandomState(seed); per subset the fake indices are drawn first, then the
   real ones, each `choice(n, subset_size, replace=False)`), i.e. torch-fidelity with input1=fake,
   input2=real and rng_seed=seed; agreement to float64 rounding when both see float64 features.
@@ -40,9 +41,10 @@ Conventions decided here
 - k-NN distances (precision/recall, density/coverage) are computed in the features' own floating dtype
   (float32 features -> float32 distances, as torch-fidelity does), block by block: memory stays near
   `block_rows * N` distances however large N is, and no float64 copy of 50k x 2048 features is made.
-  A sample is inside a ball when its distance is <= the radius (torch-fidelity's convention; the original
-  density/coverage code uses <, which differs only on exact ties).
-- N < D for FID: the covariances are singular (rank <= N - 1). The Fréchet distance between the two degenerate
+  A sample is inside a ball when its distance is <= the radius (torch-fidelity's convention). The original
+  density/coverage code uses <; the two differ only on exact ties, e.g. duplicated samples, where a radius
+  of 0 would otherwise admit nothing.
+- N <= D for FID: the covariances are singular (rank <= N - 1). The Fréchet distance between the two degenerate
   Gaussians is still well defined and genbench computes it without any diagonal offset; `fid` warns, because
   the estimate is strongly biased upward at such N. See `frechet_distance` for the accuracy there.
 """
@@ -175,19 +177,17 @@ def _trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor) -> float:
     S1 = L L^T  (S1 S2 = L (L^T S2 L) L^-1 when L is invertible, and the nonzero spectra of AB and BA agree
     in general), so the trace of its square root is sum(sqrt(eig(M))) and only a symmetric eigenvalue
     problem is solved. With L the Cholesky factor this costs one Cholesky (D^3/3), two products and one
-    eigvalsh, about 4x faster at D = 2048 than torch-fidelity's general eigvals(S1 S2) and more accurate
-    (the symmetric eigenproblem is perfectly conditioned; the nonsymmetric one returns spurious complex
-    pairs). When S1 is (numerically) singular, e.g. N <= D, Cholesky fails and L = S1^(1/2) from eigh, with
-    negative rounding-level eigenvalues set to 0, gives the same M. Eigenvalues of M below 0 are rounding
-    and count as 0.
+    eigvalsh: about 3x faster at D = 2048 than the general (nonsymmetric) eigvals(S1 S2) of torch-fidelity
+    (benchmarks/README.md), and no less accurate: symmetric eigenvalues are perfectly conditioned, while the
+    nonsymmetric solver returns the near-zero eigenvalues of singular statistics as small complex pairs.
+    When S1 is (numerically) singular, e.g. N <= D, Cholesky fails and L = S1^(1/2) from eigh, with
+    rounding-level negative eigenvalues set to 0, gives the same M.
     """
     L, info = torch.linalg.cholesky_ex(sigma1)
     if int(info) != 0:
         w, v = torch.linalg.eigh(sigma1)
         L = (v * w.clamp_min(0).sqrt()) @ v.T
-    m = L.T @ sigma2 @ L
-    m = (m + m.T) / 2
-    lam = torch.linalg.eigvalsh(m)
+    lam = torch.linalg.eigvalsh(L.T @ sigma2 @ L)  # reads the lower triangle; M is symmetric up to rounding
     # Eigenvalues within rounding of zero (the rank tolerance of np.linalg.matrix_rank) count as 0: for
     # rank-deficient statistics (N <= D) the true ones are exactly 0, and sqrt would turn each ~1e-16 of noise
     # into ~1e-8 of bias.
@@ -202,25 +202,24 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     (statistics from N <= D samples) the value is the exact distance between the degenerate Gaussians up to
     rounding: tests check it against an exact route from the features (nuclear norm of Y X^T), where it is
     more accurate than torch-fidelity 0.4.0 (whose eigvals of S1 S2 returns spurious complex eigenvalues).
-    Tiny negative values (-1e-10 for identical statistics) are rounding and are not clipped.
+    Tiny negative values (identical statistics give about +-1e-15 x tr(sigma)) are rounding, not clipped.
     """
     mu1, mu2, s1, s2 = _f64(mu1), _f64(mu2), _f64(sigma1), _f64(sigma2)
     d = mu1.shape[0] if mu1.ndim == 1 else -1
     if not (mu1.shape == mu2.shape == (d,) and s1.shape == s2.shape == (d, d)):
         raise GenbenchError(f"frechet_distance expects mu (D,) and sigma (D, D) for both Gaussians, got mu "
                             f"{tuple(mu1.shape)}, {tuple(mu2.shape)} and sigma {tuple(s1.shape)}, {tuple(s2.shape)}")
-    if not all(bool(torch.isfinite(t).all()) for t in (mu1, mu2, s1, s2)):
+    if not all(math.isfinite(float(t.sum())) for t in (mu1, mu2, s1, s2)):  # NaN or inf reach the sum
         raise GenbenchError("frechet_distance got NaN or inf in mu or sigma")
-    s1, s2 = (s1 + s1.T) / 2, (s2 + s2.T) / 2
     diff = mu1 - mu2
     tr_covmean = _trace_sqrt_product(s1, s2)
     return float(diff @ diff + torch.trace(s1) + torch.trace(s2) - 2 * tr_covmean)
 
 
 def _warn_rank_deficient(n: int, d: int, role: str) -> None:
-    if n < d:
+    if n <= d:  # the sample covariance has rank <= N - 1 < D
         warnings.warn(f"FID from {n} {role} samples of {d}-dim features: the covariance is rank-deficient "
-                      f"(N < D), so FID is strongly biased upward; use more than {d} samples.",
+                      f"(N <= D), so FID is strongly biased upward; use more than {d} samples.",
                       GenbenchWarning, stacklevel=3)
 
 
@@ -260,7 +259,7 @@ class FID:
 
 def _poly_kernel(dot: np.ndarray, degree, gamma: float, coef0: float) -> np.ndarray:
     """(gamma x.y + coef0)^degree from the Gram matrix `dot`, in place; integer degrees by repeated products
-    (a few times faster than a float power on 1000 x 1000 blocks)."""
+    (about 2x faster than a float power on 1000 x 1000 blocks)."""
     dot *= gamma
     dot += coef0
     if float(degree).is_integer() and 1 <= degree <= 8:
