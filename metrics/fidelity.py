@@ -37,7 +37,8 @@ conventions; the code here is genbench's own. Checked in tests/metrics/test_fide
 
 Conventions decided here
 ------------------------
-- Statistics (mean, covariance, kernel sums, softmax) are computed in float64.
+- Statistics (mean, covariance, kernel values and sums, softmax) are computed in float64; KID's Gram
+  matrices (inner products of features) in the features' own precision.
 - k-NN distances (precision/recall, density/coverage) are computed in the features' own floating dtype
   (float32 features -> float32 distances, as torch-fidelity does), block by block: memory stays near
   `block_rows * N` distances however large N is, and no float64 copy of 50k x 2048 features is made.
@@ -271,14 +272,15 @@ def _poly_kernel(dot: np.ndarray, degree, gamma: float, coef0: float) -> np.ndar
 
 
 def _mmd2_unbiased_poly(x: np.ndarray, y: np.ndarray, degree: int, gamma: float, coef0: float) -> float:
-    """Unbiased MMD^2 between equal-size samples x, y (m, D), float64, polynomial kernel.
+    """Unbiased MMD^2 between equal-size samples x, y (m, D), polynomial kernel; kernel sums in float64.
 
     (sum_{i != j} k(x_i, x_j) + sum_{i != j} k(y_i, y_j)) / (m (m - 1)) - 2 sum_{i, j} k(x_i, y_j) / m^2
     """
     m = x.shape[0]
-    k_xx = _poly_kernel(x @ x.T, degree, gamma, coef0)  # x @ x.T runs as a symmetric rank-k update
-    k_yy = _poly_kernel(y @ y.T, degree, gamma, coef0)
-    k_xy = _poly_kernel(x @ y.T, degree, gamma, coef0)
+    gram = lambda a, b: (a @ b.T).astype(np.float64, copy=False)  # noqa: E731; a @ a.T runs as a rank-k update
+    k_xx = _poly_kernel(gram(x, x), degree, gamma, coef0)
+    k_yy = _poly_kernel(gram(y, y), degree, gamma, coef0)
+    k_xy = _poly_kernel(gram(x, y), degree, gamma, coef0)
     within = (k_xx.sum() - np.trace(k_xx)) + (k_yy.sum() - np.trace(k_yy))
     return float(within / (m * (m - 1)) - 2.0 * k_xy.sum() / (m * m))
 
@@ -308,11 +310,14 @@ def kid(*, real, fake, subsets: int = 100, subset_size: int = 1000, degree: int 
         raise GenbenchError(f"kid needs subset_size >= 2, got {subset_size}")
     gamma = 1.0 / real.shape[1] if gamma is None else float(gamma)
 
+    # Gram matrices in the features' own precision (float32 features: float32 products, half the time of
+    # float64 and what torch-fidelity computes), kernel values and their sums always in float64.
+    dtype = np.float64 if np.float64 in (real.dtype, fake.dtype) else np.float32
     rng = np.random.RandomState(seed)
     mmds = np.empty(subsets)
     for i in range(subsets):
-        f = fake[rng.choice(n_fake, subset_size, replace=False)].astype(np.float64)
-        r = real[rng.choice(n_real, subset_size, replace=False)].astype(np.float64)
+        f = fake[rng.choice(n_fake, subset_size, replace=False)].astype(dtype)
+        r = real[rng.choice(n_real, subset_size, replace=False)].astype(dtype)
         if not (np.isfinite(f).all() and np.isfinite(r).all()):
             raise GenbenchError("features contain NaN or inf; the feature extractor or the samples are broken")
         mmds[i] = _mmd2_unbiased_poly(f, r, degree, gamma, coef0)
