@@ -37,6 +37,15 @@ class Evaluation:
     extractor: str | None = None
     reference_split: str = "train"
     fidelity_metrics: tuple[str, ...] = ("fid", "kid", "is", "prc")
+    # Fields added after protocols were first published; see OPTIONAL_FIELDS.
+    subset_seed: int | None = None  # score a seeded random `num_images` subset of `split`, not its first images
+    disentanglement: Any = None  # genbench.metrics.disentanglement.Settings where the dataset has factors
+
+
+# Fields added to the dataclasses after the first protocols were published. While unset (None) they are left
+# out of `to_dict` and the hash, so adding an optional setting never changes the hash of a protocol that does
+# not use it; once set, they are hashed like any other field.
+OPTIONAL_FIELDS = frozenset({"subset_seed", "disentanglement"})
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,8 @@ class Protocol:
 
 def _plain(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.name in OPTIONAL_FIELDS and getattr(obj, f.name) is None)}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
     return obj

@@ -1,10 +1,10 @@
 """Scoring a set of samples against a reference: `genbench score SAMPLES --ref REF`.
 
-Samples (a folder of images or a `.npy` / `.npz` array) go through the same extractor as the reference;
-the metrics are computed from features by genbench.metrics.fidelity. The result file has the schema of a
-training run's (kind "submitted samples") and records N, the reference, the extractor and its weights hash.
-Scores from an extractor other than the standard Inception carry its name (`fid[lenet-fashion-mnist]`), so
-they can never share a column with Inception scores.
+Samples (a folder of images, a `.npy` / `.npz` array, or DATASET:SPLIT for real held-out images) go through
+the same extractor as the reference; the metrics are computed from features by genbench.metrics.fidelity.
+The result file has the schema of a training run's (kind "submitted samples") and records N, the reference,
+the extractor and its weights hash. Scores from an extractor other than the standard Inception carry its name
+(`fid[lenet-fashion-mnist]`), so they can never share a column with Inception scores.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from genbench import GenbenchError, GenbenchWarning, reference, registry, results
-from genbench.samples import load_samples
+from genbench.data.base import content_hash, readonly
+from genbench.samples import SampleSet, load_samples
 
 STANDARD_EXTRACTOR = "inception-v3-compat"
 METRIC_GROUPS = ("fid", "kid", "is", "prc", "dc")  # dc: density and coverage (k=5), on request
@@ -66,8 +68,7 @@ def score(samples_path: str | Path, ref: str, settings: ScoreSettings = ScoreSet
         raise GenbenchError(f"the Inception Score needs class logits, which extractor {spec.name} does not give; "
                             "drop `is` from --metrics or choose another --extractor.")
     t0 = time.perf_counter()
-    samples = load_samples(samples_path, strict=settings.strict, num_samples=settings.num_samples,
-                           progress=settings.progress)
+    samples = _load(samples_path, settings)
     module = spec.load(settings.weights, device=settings.device)
     ref_obj = reference.resolve(ref, extractor=spec, module=module, data_root=settings.data_root,
                                 batch_size=settings.batch_size, device=settings.device, progress=settings.progress,
@@ -87,13 +88,13 @@ def score(samples_path: str | Path, ref: str, settings: ScoreSettings = ScoreSet
         "kind": "submitted samples",
         "run_id": f"score-{samples.content_hash[7:19]}",
         "created": results.now(),
-        "model": Path(samples_path).name,
+        "model": Path(samples_path).name if Path(samples_path).exists() else f"real data: {samples_path}",
         "dataset": ref_obj.label,
         "seed": settings.seed,
         "protocol": {"name": f"score/{spec.name}", "version": reference.FEATURE_PIPELINE_VERSION,
                      "hash": settings_hash},
         "metrics": metrics,
-        "samples": {"path": str(Path(samples_path).resolve()), "files": samples.files, "n": n,
+        "samples": {"path": samples.source, "files": samples.files, "n": n,
                     "skipped": list(samples.skipped)},
         "compute": {"parameters": None, "train_seconds": None, "device": str(torch.device(settings.device)),
                     "sample_images_per_s": None, "extract_seconds": extract_seconds},
@@ -101,6 +102,23 @@ def score(samples_path: str | Path, ref: str, settings: ScoreSettings = ScoreSet
             data_hash={"samples": samples.content_hash, "reference": ref_obj.key.get("data_hash")},
             checkpoint_sha256=None),
     }
+
+
+def _load(samples_path: str | Path, settings: ScoreSettings) -> SampleSet:
+    """The samples to score: a folder or array file, or DATASET:SPLIT, which scores real held-out images (the
+    floor a generative model's scores can reach with as many samples)."""
+    path = Path(samples_path).expanduser()
+    name, _, split = str(samples_path).rpartition(":")
+    if not path.exists() and name in registry.DATASETS:
+        data = registry.dataset(name).load(split, data_root=settings.data_root, progress=settings.progress)
+        n = len(data) if settings.num_samples is None else settings.num_samples
+        if n > len(data):
+            raise GenbenchError(f"{samples_path} holds {len(data)} images; --num-samples {n} asks for more.")
+        images = readonly(np.ascontiguousarray(data.images[:n]))
+        return SampleSet(images, str(samples_path), n, (), content_hash(images, None))
+    samples = load_samples(samples_path, strict=settings.strict, num_samples=settings.num_samples,
+                           progress=settings.progress)
+    return SampleSet(samples.images, str(path.resolve()), samples.files, samples.skipped, samples.content_hash)
 
 
 def compare(out: dict, ref: reference.Reference, *, spec, module, settings: ScoreSettings) -> dict[str, dict]:

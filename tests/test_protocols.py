@@ -53,6 +53,21 @@ def test_hash_covers_the_model_config_but_not_the_source_note():
     assert dataclasses.replace(p, source="another citation").hash == p.hash
 
 
+def test_optional_fields_are_hashed_only_once_set():
+    """Fields added after protocols were published leave existing hashes alone while unset (the pinned
+    hashes above predate them), and count like any other field once a protocol sets them."""
+    from genbench.protocols import OPTIONAL_FIELDS, Evaluation
+
+    p = registry.protocol("digits/vae/smoke")
+    assert OPTIONAL_FIELDS <= {f.name for f in dataclasses.fields(Evaluation)}
+    assert all(getattr(p.evaluation, name) is None for name in OPTIONAL_FIELDS)
+    assert not OPTIONAL_FIELDS & set(p.to_dict()["evaluation"])
+    for change in (dict(subset_seed=0), dict(disentanglement=Evaluation(batch_size=7))):
+        changed = dataclasses.replace(p, evaluation=dataclasses.replace(p.evaluation, **change))
+        assert changed.hash != p.hash
+        assert set(change) <= set(changed.to_dict()["evaluation"])
+
+
 def test_hash_is_stable_across_processes():
     code = "from genbench import registry; print(registry.protocol('fashion-mnist/vae/quick').hash)"
     hashes = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

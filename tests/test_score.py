@@ -1,5 +1,6 @@
 """`genbench score` and the reference-statistics cache, end to end with a stand-in extractor."""
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -9,6 +10,7 @@ from PIL import Image
 
 from genbench import GenbenchError, GenbenchWarning, reference, registry, results
 from genbench.cli import main
+from genbench.data.base import content_hash
 from genbench.metrics import fidelity
 from genbench.metrics.features import extract
 from genbench.score import ScoreSettings, score
@@ -204,3 +206,21 @@ def test_agrees_with_torch_fidelity_end_to_end(samples_dir, tiny_extractor):
     assert ours["is[tiny-test]"]["value"] == pytest.approx(theirs["inception_score_mean"], rel=1e-6)
     assert ours["precision[tiny-test]"]["value"] == pytest.approx(theirs["precision"], rel=1e-6)  # theirs: float32
     assert ours["recall[tiny-test]"]["value"] == pytest.approx(theirs["recall"], rel=1e-6)
+
+
+def test_a_dataset_split_scores_as_real_held_out_samples(tiny_extractor):
+    """DATASET:SPLIT as SAMPLES scores real images like samples: the floor of a model's scores."""
+    settings = ScoreSettings(metrics=("fid", "prc"), extractor="tiny-test", progress=False)
+    same = score("digits:test", "digits:test", settings)
+    assert same["metrics"]["fid[tiny-test]"]["value"] == pytest.approx(0.0, abs=1e-9)
+    assert same["metrics"]["precision[tiny-test]"]["value"] == 1.0
+    assert same["model"] == "real data: digits:test" and same["samples"]["n"] == 297
+
+    held_out = score("digits:test", "digits:train", dataclasses.replace(settings, num_samples=200))
+    test = registry.dataset("digits").load("test").images[:200]
+    real = features_of(registry.dataset("digits").load("train").images, tiny_extractor)["features"]
+    expected = fidelity.fid(real=real, fake=features_of(test, tiny_extractor)["features"])
+    assert held_out["metrics"]["fid[tiny-test]"]["value"] == pytest.approx(expected, rel=1e-9)
+    assert held_out["provenance"]["data_hash"]["samples"] == content_hash(np.ascontiguousarray(test), None)
+    with pytest.raises(GenbenchError, match="holds 297 images"):
+        score("digits:test", "digits:train", dataclasses.replace(settings, num_samples=300))
