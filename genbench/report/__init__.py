@@ -1,0 +1,1 @@
+"""The reporting layer: tables, plots and leaderboards built from result JSONs alone (never from model code)."""
