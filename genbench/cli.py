@@ -211,7 +211,7 @@ def show(run_dir: Path) -> None:
 
 
 @main.command(epilog="Sample files: " + SIZE_AND_CHANNEL_POLICY)
-@click.argument("samples", type=click.Path(path_type=Path))
+@click.argument("samples")
 @click.option("--ref", required=True,
               help="What to compare with: DATASET:SPLIT (e.g. fashion-mnist:test), a folder or .npy/.npz of images, "
                    "or a .npz of Fréchet statistics (mu, sigma; FID only).")
@@ -235,7 +235,11 @@ def show(run_dir: Path) -> None:
 @_friendly_errors
 def score(samples, ref, metric_list, extractor, weights, num_samples, batch_size, device, data_root, strict,
           json_out, no_progress) -> None:
-    """Score a folder (or .npy/.npz array) of generated images against a reference."""
+    """Score a folder (or .npy/.npz array) of generated images against a reference.
+
+    SAMPLES may also be DATASET:SPLIT (e.g. fashion-mnist:test): real held-out images scored like samples,
+    which shows the floor a model's scores can reach with as many samples.
+    """
     from genbench import results
     from genbench import score as scoring
     from genbench.runner import resolve_device
@@ -298,3 +302,93 @@ def extractor_train(dataset, out, seed, data_root) -> None:
 
     record = train_extractor(dataset=dataset, out=out, seed=seed, data_root=data_root)
     click.echo(json.dumps(record, indent=2))
+
+
+@main.command(epilog="Seeds of one entry under one protocol version are aggregated to mean ± std (n = seeds). "
+                     "Numbers made differently (sample count, reference split, extractor or its weights) are "
+                     "never put in one column; the report says which columns were kept apart and why.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", default="md", show_default=True, type=click.Choice(["md", "csv", "latex", "html"]),
+              help="md pastes into a README, latex (booktabs) into a paper.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the report to this file instead of printing it.")
+@click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Add a bootstrap confidence interval of the mean across seeds at this level, e.g. 0.95.")
+@click.option("--metrics", "metric_list", default=None,
+              help="Comma-separated metrics to show (e.g. bpd,fid); default: all.")
+@_friendly_errors
+def report(paths, fmt, out, ci, metric_list) -> None:
+    """Comparison tables from run directories, result files, or folders that hold them."""
+    from genbench.files import atomic_write
+    from genbench.report import tables
+
+    metrics = [m.strip() for m in metric_list.split(",") if m.strip()] if metric_list else None
+    text = tables.report(paths, fmt=fmt, ci=ci, metrics=metrics)
+    if out is None:
+        click.echo(text)
+    else:
+        atomic_write(out, lambda f: f.write(text.encode()))
+        click.echo(f"Report written to {out}.")
+
+
+@main.group()
+def leaderboard() -> None:
+    """Published leaderboards: a folder of result files rendered to README.md and a static index.html."""
+
+
+@leaderboard.command("build")
+@click.argument("board_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--no-plots", is_flag=True, help="Tables and page only (plots take a few seconds per metric).")
+@_friendly_errors
+def leaderboard_build(board_dir, no_plots) -> None:
+    """Render BOARD_DIR/README.md, BOARD_DIR/index.html and the plots from BOARD_DIR/results/.
+
+    The page is one static file with no external resources: open it from disk. Rebuilding from the same
+    results gives byte-identical files.
+    """
+    from genbench.report import leaderboard as board
+
+    for path in board.build(board_dir, plots=not no_plots):
+        click.echo(f"wrote {path}")
+
+
+@leaderboard.command("submit")
+@click.argument("result", type=click.Path(path_type=Path))
+@click.option("--board", "board_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="The leaderboard folder (its results/ receives the file).")
+@_friendly_errors
+def leaderboard_submit(result, board_dir) -> None:
+    """Validate a result (schema, current protocol, checksums, metrics) and add it to a board atomically.
+
+    RESULT is a result file or a run directory. Rebuild the board afterwards with `genbench leaderboard build`.
+    """
+    from genbench.report import leaderboard as board
+
+    click.echo(f"added {board.submit(result, board_dir)}; run `genbench leaderboard build {board_dir}` to render it.")
+
+
+@main.command("evaluate-representation")
+@click.argument("codes", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the scores to this file (JSON).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the scores' own random draws.")
+@_friendly_errors
+def evaluate_representation(codes, json_out, seed) -> None:
+    """Disentanglement scores of a representation given as arrays.
+
+    \b
+    CODES.npz holds `codes` (N, D) float and `factors` (N, F) integer classes, and optionally `codes_test` /
+    `factors_test`, used by the scores that fit a predictor (DCI, SAP, Explicitness). Computes MIG, DCI, SAP,
+    Modularity and Explicitness with disentanglement_lib's settings; the BetaVAE and FactorVAE scores need a
+    model (they draw new observations with one factor held fixed), so `genbench run` computes those.
+    """
+    from genbench import results
+    from genbench.represent import result_for_codes
+
+    result = result_for_codes(codes, seed=seed)
+    _print_metrics(result)
+    click.echo("Not computed (they need the model): " + "; ".join(
+        f"{name}: {why}" for name, why in result["not_computed"].items()))
+    if json_out:
+        results.write_file(json_out, result)
+        click.echo(f"Result written to {json_out}.")

@@ -1,0 +1,538 @@
+"""Leaderboards: a folder of submitted result files, rendered as a README.md and one static index.html.
+
+    genbench leaderboard submit RESULT.json --board BOARD_DIR   -> submit(result_path, board_dir)
+    genbench leaderboard build BOARD_DIR                        -> build(board_dir)
+
+Board layout:
+
+    BOARD_DIR/
+      results/<run_id>/result.json     one submitted result, byte for byte as submitted
+      results/<run_id>/samples.png     its sample grid, where one lay beside the submitted result (optional)
+      plots/<dataset>--<metric>.png    one bar chart per table column (and .svg), written by build
+      plots/<dataset>--<metric>--vs-train-time.png   the first column with training times against them
+      README.md                        the tables (Markdown), the plots, links to the sample grids
+      index.html                       the same as one page: sortable table, dataset/protocol filters,
+                                       provenance per entry, sample thumbnails (inlined), the plots
+
+`results/` changes only through `submit`, which validates a result against the registry (schema, protocol
+known and current, protocol hash, checksums, weights beside it, the metrics its protocol produces) and adds it
+atomically: the files are written into a temporary folder inside the board, then renamed into place, so a
+failed submit leaves the board as it was. Everything else is rendered from `results/` by `build` and replaced
+on each build; the same results give byte-identical README.md and index.html (no clock is read: the only
+times shown come from the results). Like every report, a board is built from result files alone and never
+imports model code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from genbench import GenbenchError, GenbenchWarning, reference, registry
+from genbench import results as results_mod
+from genbench.files import atomic_write, sha256_file
+from genbench.report import entries, page, tables
+
+RESULTS = "results"
+PLOTS = "plots"
+SAMPLES = "samples.png"
+PLOT_FORMATS = ("png", "svg")
+MAX_SAMPLES_PIXELS = 8192 * 8192  # a samples.png larger than this is not a sample grid
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")  # a run_id names a folder of the board
+_SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# metric groups of a protocol's evaluation (Evaluation.fidelity_metrics) -> the metrics each writes
+_FIDELITY_GROUPS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "prc": ("precision", "recall"),
+                    "dc": ("density", "coverage")}
+_FIDELITY = frozenset(m for group in _FIDELITY_GROUPS.values() for m in group)
+_NO_REFERENCE = frozenset({"is"})  # the Inception Score is computed from the samples alone
+
+
+class SubmitError(GenbenchError):
+    """A result the board does not accept. `reason` names the check that failed (one of REASONS)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+REASONS = ("malformed", "run_id", "unknown_protocol", "superseded", "protocol_hash", "inconsistent", "checksum",
+           "weights", "metrics", "samples", "duplicate_run_id", "duplicate_content", "io")
+
+
+# --------------------------------------------------------------------------------------------------- submit
+
+def submit(result_path: str | Path, board_dir: str | Path) -> Path:
+    """Validate the result at `result_path` (a result file or a run directory) and add it to the board, with the
+    samples.png beside it if there is one. Returns the board's copy of the result file. Raises SubmitError,
+    naming the check that failed and what to do, and leaves the board unchanged."""
+    path = Path(result_path)
+    if path.is_dir():
+        path = path / results_mod.FILENAME
+    board = Path(board_dir)
+    try:
+        result = results_mod.load(path)
+    except GenbenchError as e:
+        raise SubmitError("malformed", f"rejected {path}: {e}") from None
+
+    where = f"rejected {path}"
+    run_id = result["run_id"]
+    if not _RUN_ID.match(run_id):
+        raise SubmitError("run_id", f"{where}: run_id {run_id!r} cannot name a board folder (use letters, digits, "
+                                    "'.', '_', '+', '-', at most 200 characters, not starting with a dot).")
+    if result["kind"] == "training run":
+        _check_training_run(result, path, where)
+    else:
+        _check_submitted_samples(result, where)
+    samples = path.parent / SAMPLES
+    samples = samples if samples.is_file() else None
+    if samples is not None:
+        _check_samples_png(samples, where)
+    _check_not_on_board(result, path, board, where)
+    return _add(board, run_id, [(path, results_mod.FILENAME), *([(samples, SAMPLES)] if samples else [])])
+
+
+def _check_training_run(result: dict, path: Path, where: str) -> None:
+    p = result["protocol"]
+    protocol = _current_protocol(p["name"], p["version"], where)
+    if p["hash"] != protocol.hash:
+        raise SubmitError("protocol_hash", f"{where}: its protocol hash {p['hash']} is not the hash of "
+                          f"{protocol.ref} ({protocol.hash}): the run was made under a modified protocol (a changed "
+                          "setting without a version bump, or an edited result). Re-run it with an unmodified "
+                          "genbench.")
+    for key, want in (("dataset", protocol.dataset), ("model", protocol.model)):
+        if result[key] != want:
+            raise SubmitError("inconsistent", f"{where}: {key} is {result[key]!r}, but {protocol.ref} trains "
+                                              f"{protocol.model} on {protocol.dataset}.")
+
+    prov = result["provenance"]
+    checkpoint = prov.get("checkpoint_sha256")
+    if not isinstance(checkpoint, str) or not _SHA256.match(checkpoint):
+        raise SubmitError("checksum", f"{where}: provenance.checkpoint_sha256 is {checkpoint!r}; a training run must "
+                                      "record the sha256 of its weights (\"sha256:<64 hex digits>\"). Re-run "
+                                      "evaluation with this genbench to write it.")
+    _check_data_hash(prov.get("data_hash"), where, required=None)
+
+    files = result.get("files") if isinstance(result.get("files"), dict) else {}
+    weights = path.parent / Path(str(files.get("weights") or "model.pt")).name
+    if weights.is_file():
+        actual = sha256_file(weights)
+        if actual != checkpoint:
+            raise SubmitError("weights", f"{where}: {weights} has sha256 {actual}, but the result records "
+                                         f"{checkpoint}: the weights are not the ones that were evaluated (replaced "
+                                         "or modified after evaluation). Evaluate these weights again.")
+
+    expected = _expected_metrics(protocol)
+    missing = [m for m in expected if m not in result["metrics"]]
+    if missing:
+        raise SubmitError("metrics", f"{where}: metric(s) {', '.join(missing)} missing; the evaluation of "
+                                     f"{protocol.ref} writes {', '.join(expected)}. Submit the result file that "
+                                     "evaluation wrote, unedited.")
+    ev = protocol.evaluation
+    for name in expected:
+        rec = result["metrics"][name]
+        if entries.base_metric(name) not in _FIDELITY:
+            continue
+        want = {"extractor": ev.extractor, "n": ev.num_samples}
+        if entries.base_metric(name) not in _NO_REFERENCE:
+            want["reference"] = f"{protocol.dataset}:{ev.reference_split}"
+        for key, value in want.items():
+            if rec.get(key) != value:
+                raise SubmitError("metrics", f"{where}: metrics.{name}.{key} is {rec.get(key)!r}, but "
+                                             f"{protocol.ref} evaluates with {key} {value!r}.")
+
+
+def _current_protocol(name: str, version: int, where: str):
+    """The registered protocol `name@version`, which must be the current version of `name`."""
+    versions = sorted(key for key in registry.PROTOCOLS if key.split("@")[0] == name)
+    if not versions:
+        known = ", ".join(sorted({key.split("@")[0] for key in registry.PROTOCOLS}))
+        raise SubmitError("unknown_protocol", f"{where}: unknown protocol {name}@{version}; this genbench knows "
+                                              f"{known} (see `genbench list protocols`).")
+    current = registry.protocol(name)
+    if version < current.version:
+        raise SubmitError("superseded", f"{where}: protocol {name}@{version} is superseded by {current.ref}, the "
+                                        f"current version; results of older versions are not comparable. Re-run "
+                                        f"under {current.ref}.")
+    if version > current.version or f"{name}@{version}" not in registry.PROTOCOLS:
+        raise SubmitError("unknown_protocol", f"{where}: unknown protocol version {name}@{version}; this genbench "
+                                              f"knows up to {current.ref} (a newer genbench wrote the result? "
+                                              "build the board with that version).")
+    return current
+
+
+def _expected_metrics(protocol) -> list[str]:
+    """The metrics the protocol's evaluation writes, from the family's declared capabilities (genbench.evaluate)
+    and the evaluation settings."""
+    ev = protocol.evaluation
+    expected = []
+    if protocol.model in registry.MODELS:
+        family = registry.MODELS[protocol.model]
+        caps = family.capabilities()
+        if any(c.startswith("log_likelihood") for c in caps):
+            expected.append("bpd")
+            if getattr(family.module.Model, "importance_sampling", False) and ev.iwae_k > 1 and ev.iwae_images > 0:
+                expected.append("bpd_iwae")
+        if "reconstruct" in caps:
+            expected += ["psnr", "ssim"]
+    if ev.extractor:
+        from genbench.score import metric_name
+
+        expected += [metric_name(m, ev.extractor) for group in ev.fidelity_metrics for m in _FIDELITY_GROUPS[group]]
+    return expected
+
+
+def _check_submitted_samples(result: dict, where: str) -> None:
+    p = result["protocol"]
+    prefix, _, extractor = p["name"].partition("/")
+    if prefix != "score" or extractor not in registry.EXTRACTORS:
+        known = ", ".join(f"score/{e}" for e in registry.EXTRACTORS)
+        raise SubmitError("unknown_protocol", f"{where}: unknown protocol {p['name']}@{p['version']} for submitted "
+                                              f"samples; `genbench score` writes one of {known}.")
+    current = reference.FEATURE_PIPELINE_VERSION
+    if p["version"] < current:
+        raise SubmitError("superseded", f"{where}: protocol {p['name']}@{p['version']} is superseded by "
+                                        f"{p['name']}@{current}, the current version of the feature pipeline; "
+                                        "score the samples again with this genbench.")
+    if p["version"] > current:
+        raise SubmitError("unknown_protocol", f"{where}: unknown protocol version {p['name']}@{p['version']}; this "
+                                              f"genbench knows up to {p['name']}@{current}.")
+    data_hash = result["provenance"].get("data_hash")
+    _check_data_hash(data_hash, where, required="samples")
+
+    if not result["metrics"]:
+        raise SubmitError("metrics", f"{where}: no metrics; `genbench score` writes at least one.")
+    from genbench.score import metric_name
+
+    for name, rec in result["metrics"].items():
+        base = entries.base_metric(name)
+        if base not in _FIDELITY:
+            raise SubmitError("metrics", f"{where}: metric {name} is not a sample-quality metric; submitted samples "
+                                         f"carry {', '.join(sorted(_FIDELITY))} only.")
+        if not rec.get("extractor"):
+            raise SubmitError("metrics", f"{where}: metrics.{name} does not name its extractor; every sample-quality "
+                                         "score must say which network made its features.")
+        if rec["extractor"] != extractor or name != metric_name(base, extractor):
+            raise SubmitError("metrics", f"{where}: metrics.{name} was computed with extractor {rec['extractor']!r}, "
+                                         f"but the result's protocol is {p['name']} (its column would be "
+                                         f"{metric_name(base, rec['extractor'])}).")
+        if base not in _NO_REFERENCE and not rec.get("reference"):
+            raise SubmitError("metrics", f"{where}: metrics.{name} does not name its reference (the data the "
+                                         "samples were compared with).")
+
+
+def _check_data_hash(data_hash, where: str, *, required: str | None) -> None:
+    """data_hash: "sha256:<hex>" or {part: "sha256:<hex>" or null}, with `required` (if given) set."""
+    hashes = data_hash if isinstance(data_hash, dict) else {"data": data_hash}
+    ok = bool(hashes) and all(v is None or (isinstance(v, str) and _SHA256.match(v)) for v in hashes.values())
+    ok = ok and any(v is not None for v in hashes.values())
+    if required is not None:
+        ok = ok and isinstance(data_hash, dict) and data_hash.get(required) is not None
+    if not ok:
+        need = f" with {required!r} set" if required else ""
+        raise SubmitError("checksum", f"{where}: provenance.data_hash is {data_hash!r}; it must record the sha256 of "
+                                      f"the data (\"sha256:<64 hex digits>\", or an object of them{need}).")
+
+
+def _check_samples_png(samples: Path, where: str) -> None:
+    from PIL import Image
+
+    with open(samples, "rb") as f:
+        magic = f.read(len(_PNG_MAGIC))
+    if magic != _PNG_MAGIC:
+        raise SubmitError("samples", f"{where}: {samples} is not a PNG file; remove it or replace it with the grid "
+                                     "the run saved.")
+    try:
+        with Image.open(samples) as im:
+            size = im.size
+            im.verify()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # how PIL says "damaged"
+        raise SubmitError("samples", f"{where}: {samples} is a damaged PNG ({e}).") from None
+    if size[0] * size[1] > MAX_SAMPLES_PIXELS:
+        raise SubmitError("samples", f"{where}: {samples} is {size[0]}x{size[1]} pixels, too large for a sample grid.")
+
+
+def content_fingerprint(result: dict) -> str:
+    """The result without the fields that name one submission (run_id, created), hashed: two files with the
+    same fingerprint report the same numbers from the same run."""
+    content = {k: v for k, v in result.items() if k not in ("run_id", "created")}
+    blob = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _same_source(result: dict) -> tuple | None:
+    """What identifies the evaluated artefact: the weights of a training run, the samples (under one protocol
+    and reference) of submitted samples."""
+    prov = result["provenance"]
+    if result["kind"] == "training run":
+        return ("weights", prov.get("checkpoint_sha256"))
+    data_hash = prov.get("data_hash")
+    samples = data_hash.get("samples") if isinstance(data_hash, dict) else None
+    p = result["protocol"]
+    return ("samples", samples, p["name"], p["version"], p["hash"], result["dataset"]) if samples else None
+
+
+def _check_not_on_board(result: dict, path: Path, board: Path, where: str) -> None:
+    run_id = result["run_id"]
+    fingerprint, source = content_fingerprint(result), _same_source(result)
+    for folder, file in _board_results(board):
+        if folder.name == run_id:
+            raise SubmitError("duplicate_run_id", f"{where}: run {run_id} is already on the board ({file}).")
+        try:
+            other = results_mod.load(file)
+        except GenbenchError as e:
+            raise SubmitError("io", f"{where}: the board holds a damaged result, so duplicates cannot be ruled out: "
+                                    f"{e}") from None
+        if other["run_id"] == run_id:
+            raise SubmitError("duplicate_run_id", f"{where}: run {run_id} is already on the board ({file}).")
+        if content_fingerprint(other) == fingerprint:
+            raise SubmitError("duplicate_content", f"{where}: the same result is already on the board as run "
+                                                   f"{other['run_id']} ({file}); only run_id/created differ.")
+        if source is not None and _same_source(other) == source:
+            what = "weights" if source[0] == "weights" else "samples, scored the same way,"
+            raise SubmitError("duplicate_content", f"{where}: the same {what} are already on the board as run "
+                                                   f"{other['run_id']} ({file}).")
+
+
+def _add(board: Path, run_id: str, files: list[tuple[Path, str]]) -> Path:
+    """Copy `files` (source, name) into BOARD/results/<run_id>/ all at once: into a temporary folder inside the
+    board first, then one rename; on any failure the temporary folder is removed and the board is unchanged."""
+    parent = board / RESULTS
+    target = parent / run_id
+    tmp: Path | None = None
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".submit-", dir=parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder the mode mkdir would
+        for src, name in files:
+            _copy(src, tmp / name)
+        _fsync_dir(tmp)
+        if target.exists():
+            raise SubmitError("duplicate_run_id", f"run {run_id} was added to the board by another submit meanwhile.")
+        os.replace(tmp, target)
+        tmp = None
+        _fsync_dir(parent)
+    except OSError as e:
+        raise SubmitError("io", f"could not add run {run_id} to {board} ({e}); nothing was added.") from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target / results_mod.FILENAME
+
+
+def _copy(src: Path, dst: Path) -> None:
+    shutil.copyfile(src, dst)
+    with open(dst, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _board_results(board: Path) -> list[tuple[Path, Path]]:
+    """(folder, result file) of each entry under BOARD/results, sorted by folder name; temporary folders of an
+    unfinished submit (names starting with a dot) are skipped."""
+    parent = board / RESULTS
+    if not parent.is_dir():
+        return []
+    found = []
+    for folder in sorted(parent.iterdir(), key=lambda p: p.name):
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        file = folder / results_mod.FILENAME
+        if file.is_file():
+            found.append((folder, file))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------- build
+
+def build(board_dir: str | Path, *, plots: bool = True, formats: tuple[str, ...] = PLOT_FORMATS) -> list[Path]:
+    """Render BOARD/README.md, BOARD/index.html and BOARD/plots/ from BOARD/results/; returns the files written.
+    The same results give byte-identical README.md and index.html. `plots=False` skips the plots."""
+    board = Path(board_dir)
+    found = _board_results(board)
+    if not found:
+        raise GenbenchError(f"{board / RESULTS}: no results (expected {RESULTS}/<run_id>/{results_mod.FILENAME}); "
+                            "add them with `genbench leaderboard submit RESULT.json --board "
+                            f"{board}`.")
+    stray = sorted(p.name for p in (board / RESULTS).iterdir() if p.is_file() and not p.name.startswith("."))
+    if stray:
+        warnings.warn(f"{board / RESULTS}: ignoring {', '.join(stray)}: a board reads only "
+                      f"{RESULTS}/<run_id>/{results_mod.FILENAME} (use `genbench leaderboard submit`).",
+                      GenbenchWarning, stacklevel=2)
+    loaded = entries.load_results([file for _, file in found])
+    frame = entries.long_table(loaded)
+    by_file = {file.resolve(): folder for folder, file in found}  # load_results resolves paths
+    # paths relative to the board: the rendering does not depend on where the board lies
+    frame["path"] = [f"{RESULTS}/{by_file[Path(p)].name}/{results_mod.FILENAME}" for p in frame["path"]]
+    built = tables.build(frame)
+    if not built:
+        raise GenbenchError(f"{board / RESULTS}: the results hold no metric values to show.")
+
+    folders = {item.result["run_id"]: by_file[item.path] for item in loaded}
+    runs = {item.result["run_id"]: item.result for item in loaded}
+    drawn = _draw_plots(board, frame, built, formats) if plots else []
+    if not plots:
+        _remove_stale_plots(board, [])
+    readme = board / "README.md"
+    index = board / "index.html"
+    context = _Context(board, built, runs, folders, drawn)
+    text = _readme(context)
+    atomic_write(readme, lambda f: f.write(text.encode()))
+    html = page.render(_page_data(context), title=_title(board))
+    atomic_write(index, lambda f: f.write(html.encode()))
+    return [readme, index, *(p for plot in drawn for p in plot["files"])]
+
+
+@dataclass(frozen=True)
+class _Context:
+    board: Path
+    tables: list[tables.Table]
+    runs: dict[str, dict]  # run_id -> result
+    folders: dict[str, Path]  # run_id -> its folder in the board
+    plots: list[dict]  # dataset, kind, title, files
+
+    def samples(self, row: tables.Row) -> tuple[str, Path] | None:
+        """(run_id, samples.png) of the row's first run (in seed order) that has one; None for a reference row."""
+        if row.is_reference:
+            return None
+        for prov in row.provenance:
+            folder = self.folders.get(prov["run_id"])
+            if folder is not None and (folder / SAMPLES).is_file():
+                return prov["run_id"], folder / SAMPLES
+        return None
+
+    def href(self, path: Path) -> str:
+        """A relative URL (percent-encoded) from the board to `path`."""
+        return quote(Path(os.path.relpath(path, self.board)).as_posix())
+
+
+def _title(board: Path) -> str:
+    return f"genbench leaderboard: {board.resolve().name}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def _draw_plots(board: Path, frame, built: list[tables.Table], formats) -> list[dict]:
+    """Per table: a bar chart of each column, and the first column with training times against training time."""
+    from genbench.report import plots
+
+    keys = [entries.column_key(name, dict(zip(entries.COLUMN_FIELDS, vals))) for name, *vals in
+            frame[["column", *entries.COLUMN_FIELDS]].itertuples(index=False)]
+    frame = frame.assign(_key=keys)
+    out, used = [], set()
+
+    def stem(*parts: str) -> Path:
+        name = "--".join(_slug(p) for p in parts)
+        unique, i = name, 2
+        while unique in used:
+            unique, i = f"{name}-{i}", i + 1
+        used.add(unique)
+        return board / PLOTS / unique
+
+    for t in built:
+        part = frame[frame["dataset"] == t.dataset]
+        cost_done = False
+        for col in t.columns:
+            sel = part[[k == col.key for k in part["_key"]]]
+            jobs = [("bar", f"{col.label} on {t.dataset}", plots.bar_chart, ())]
+            costs = sel.loc[sel["kind"] == "training run", "train_seconds"].astype(float)
+            if not cost_done and (costs > 0).any():
+                cost_done = True
+                jobs.append(("cost", f"{col.label} against training time, {t.dataset}", plots.quality_vs_cost,
+                             ("train_seconds",)))
+            for what, title, draw, args in jobs:
+                try:
+                    fig = draw(sel, col.name, *args)
+                except ValueError as e:
+                    warnings.warn(f"plot {title!r} skipped: {e}", GenbenchWarning, stacklevel=2)
+                    continue
+                path_stem = stem(t.dataset, col.name, *(["vs-train-time"] if what == "cost" else []))
+                files = plots.save(fig, path_stem, formats)
+                out.append({"dataset": t.dataset, "kind": what, "title": title, "files": files})
+    _remove_stale_plots(board, [p for plot in out for p in plot["files"]])
+    return out
+
+
+def _remove_stale_plots(board: Path, keep: list[Path]) -> None:
+    """Plots of a previous build that this one did not draw (a column that went away) are removed."""
+    folder = board / PLOTS
+    if not folder.is_dir():
+        return
+    keep_names = {p.name for p in keep}
+    for p in folder.iterdir():
+        if p.is_file() and p.suffix in (".png", ".svg", ".pdf") and p.name not in keep_names:
+            p.unlink()
+
+
+# ------------------------------------------------------------------------------------------------- README.md
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|&])")
+
+
+def _md(text: str) -> str:
+    """Text for Markdown: specials backslash-escaped (`<` too, so nothing from a result becomes HTML)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def _readme(c: _Context) -> str:
+    created = sorted(r["created"] for r in c.runs.values() if isinstance(r.get("created"), str))
+    lines = [f"# {_md(_title(c.board))}", "",
+             f"Built by `genbench leaderboard build` from {len(c.runs)} result file"
+             f"{'s' if len(c.runs) != 1 else ''} in `{RESULTS}/`" +
+             (f" (the newest from {_md(created[-1])})" if created else "") + ". Open `index.html` for a sortable "
+             "table with filters, each entry's provenance and sample thumbnails; add results with "
+             "`genbench leaderboard submit RESULT.json --board .`.", "",
+             "## Tables", "", tables.render(c.tables, "md").rstrip("\n"), ""]
+    if c.plots:
+        lines += ["## Plots", ""]
+        for dataset in dict.fromkeys(p["dataset"] for p in c.plots):
+            lines += [f"### {_md(dataset)}", ""]
+            for p in (p for p in c.plots if p["dataset"] == dataset):
+                png = next((f for f in p["files"] if f.suffix == ".png"), p["files"][0])
+                svg = next((f for f in p["files"] if f.suffix == ".svg"), None)
+                lines.append(f"![{_md(p['title'])}]({c.href(png)})" + (f" ([SVG]({c.href(svg)}))" if svg else ""))
+                lines.append("")
+    samples = [(t, row, s) for t in c.tables for row in t.rows if (s := c.samples(row))]
+    if samples:
+        lines += ["## Samples", "", "| Dataset | Entry | Samples of |", "| :-- | :-- | :-- |"]
+        for t, row, (run_id, png) in samples:
+            lines.append(f"| {_md(t.dataset)} | {_md(row.label)} | [{_md(run_id)}]({c.href(png)}) |")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _page_data(c: _Context) -> dict:
+    def samples(row: tables.Row):
+        found = c.samples(row)
+        return None if found is None else (found[0], found[1], c.href(found[1]))
+
+    plots = [{"dataset": p["dataset"], "title": p["title"],
+              "src": c.href(next((f for f in p["files"] if f.suffix == ".png"), p["files"][0])),
+              "svg": next((c.href(f) for f in p["files"] if f.suffix == ".svg"), None)} for p in c.plots]
+    n = len(c.runs)
+    return page.data(c.tables, title=_title(c.board), summary=f"{n} result file{'s' if n != 1 else ''}",
+                     plots=plots, samples=samples)

@@ -1,0 +1,655 @@
+"""Plots for reports and leaderboards, drawn from the long table (`entries.long_table`) and run directories.
+
+    bar_chart(frame, column)              one bar per row: mean over seeds, std error bars, best highlighted
+    quality_vs_cost(frame, column, cost)  a metric against training time or parameter count, with the Pareto front
+    training_curves(run_dirs, key)        train_log.jsonl (solid) and eval_log.jsonl (dashed) of runs
+    sample_grid(run_dir)                  the run's saved samples (samples.npz, else samples.png)
+    pareto_front(costs, values, ...)      indices of the non-dominated points, sorted by cost
+    save(fig, path_stem)                  PNG and SVG, written atomically; closes the figure
+
+Figures are plain `matplotlib.figure.Figure` objects: nothing here imports pyplot or touches the global
+backend, so plotting works headless and never opens a window. A value that is missing (None/NaN) is left out
+with a note on the figure, never drawn as 0. Colours are the Okabe-Ito palette (safe for colour-blind
+readers); labels name metrics readably, with their unit and direction ("FID [lenet-fashion-mnist] (↓ lower is
+better)"), never by an internal key alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import textwrap
+import warnings
+from functools import wraps
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+import matplotlib.image
+import matplotlib.transforms
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from genbench import GenbenchError, GenbenchWarning
+from genbench import results as results_mod
+from genbench.files import atomic_write
+from genbench.report import entries
+
+# ------------------------------------------------------------------------------------------------ style
+
+# Okabe & Ito (2008), "Color universal design": distinguishable under the common colour-vision deficiencies.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442")
+BAR, BEST, REFERENCE, FRONT = "#0072B2", "#D55E00", "#999999", "#D55E00"
+WIDTH = 6.4  # inches; every figure has this width so reports line up
+DPI = 150
+STYLE = {
+    "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
+    "legend.fontsize": 8, "legend.framealpha": 0.9, "axes.spines.top": False, "axes.spines.right": False,
+    "axes.grid": False, "grid.alpha": 0.3, "grid.linewidth": 0.6, "lines.linewidth": 1.3,
+    "svg.hashsalt": "genbench",  # stable SVG ids: the same figure gives the same file
+    "svg.fonttype": "none",  # text stays text in SVG (searchable, small)
+}
+NOTE_SIZE = 7
+
+COSTS = {"train_seconds": "training time", "parameters": "parameters"}
+
+# base metric name -> readable name. Units come from the records ("unit"), falling back to _UNITS.
+_NAMES = {"fid": "FID", "kid": "KID", "is": "IS", "precision": "Precision", "recall": "Recall",
+          "density": "Density", "coverage": "Coverage", "bpd": "NLL", "bpd_iwae": "NLL, IWAE bound",
+          "psnr": "PSNR", "ssim": "SSIM", "independent_pixel_bpd": "NLL of independent pixels"}
+_UNITS = {"bpd": "bits/dim", "bpd_iwae": "bits/dim", "psnr": "dB", "independent_pixel_bpd": "bits/dim"}
+_BOUNDS = {"elbo", "iwae", "bound", "vlb"}  # estimators that give an upper bound on the NLL
+_LOG_KEYS = {"loss": "loss", "bpd": "NLL (bits/dim)", "recon": "reconstruction term", "kl": "KL term",
+             "images_per_s": "throughput (images/s)", "train_seconds": "training time (s)"}
+
+
+def _styled(fn):
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def _figure(height: float) -> Figure:
+    return Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
+
+
+def _title(ax, head: str, details: str = "") -> None:
+    """The title at the figure's left edge, with a line of details (how the numbers were made) under it in
+    smaller grey type, wrapped to the figure's width."""
+    lines = textwrap.wrap(details, 110)
+    where = dict(xy=(0.01, 1), xycoords=("figure fraction", "axes fraction"), textcoords="offset points",
+                 ha="left", va="bottom")
+    if lines:
+        ax.annotate("\n".join(lines), xytext=(0, 6), fontsize=NOTE_SIZE + 0.5, color="#444444", **where)
+    ax.annotate(head, xytext=(0, 8 + 11 * len(lines)), fontsize=STYLE["axes.titlesize"], **where)
+
+
+def _footnote(fig: Figure, notes: Sequence[str]) -> None:
+    """Notes under the plot (what was left out and why); the layout makes room for them."""
+    lines = [line for note in notes for line in textwrap.wrap(note, 120, subsequent_indent="  ")]
+    if lines:
+        fig.supxlabel("\n".join(lines), x=0.01, ha="left", fontsize=NOTE_SIZE, color="#444444", linespacing=1.35)
+
+
+# ----------------------------------------------------------------------------------------------- labels
+
+def metric_label(column: str, *, unit: str | None = None, higher_is_better: bool | None = None) -> str:
+    """A readable axis label: "fid[lenet-fashion-mnist]" -> "FID [lenet-fashion-mnist] (↓ lower is better)",
+    "psnr" with unit dB -> "PSNR, dB (↑ higher is better)"."""
+    base, _, rest = column.partition("[")
+    name = _NAMES.get(base, base.replace("_", " "))
+    if rest:
+        name += f" [{rest.rstrip(']')}]"
+    unit = unit or _UNITS.get(base)
+    if unit:
+        name += f", {unit}"
+    if higher_is_better is not None:
+        name += " (↑ higher is better)" if higher_is_better else " (↓ lower is better)"
+    return name
+
+
+def _column_details(sel: pd.DataFrame) -> str:
+    """How the column's numbers were made, in one line: sample count, reference, extractor, ..."""
+    first = sel.iloc[0]
+    parts = []
+    for field in entries.COLUMN_FIELDS:
+        v = first[field]
+        if _missing(v) or isinstance(v, (tuple, list, dict)):
+            continue
+        if field == "n":
+            parts.append(f"n = {int(v):,}")
+        elif field == "extractor_sha256":
+            parts.append(f"weights {str(v).removeprefix('sha256:')[:8]}")
+        elif field == "subset_size":
+            parts.append(f"subsets of {int(v):,}")
+        else:
+            parts.append(f"{field} {v}")
+    return " · ".join(parts)
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _fmt(v: float, sig: int = 4) -> str:
+    """`sig` significant digits without an exponent for ordinary magnitudes: 103.0, 0.7264, 1,825,634."""
+    if v == 0 or not math.isfinite(v):
+        return f"{v:g}"
+    mag = math.floor(math.log10(abs(v)))
+    if -3 <= mag < 7:
+        return f"{v:,.{max(sig - 1 - mag, 0)}f}"
+    return f"{v:.{sig - 1}e}"
+
+
+def _count(n: int, section: str, seeded: bool) -> str:
+    if section == "reference":
+        return "reference"
+    word = "seed" if seeded else "run"
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+# ----------------------------------------------------------------------------------- one column, by row
+
+def _select(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The records of `column`, checked to be comparable: one column key, one dataset, one direction."""
+    sel = frame[frame["column"] == column]
+    if sel.empty:
+        known = ", ".join(sorted(map(str, frame["column"].unique()))) or "none"
+        raise ValueError(f"no records for column {column!r}; columns in this frame: {known}")
+    keys = [entries.column_key(column, dict(zip(entries.COLUMN_FIELDS, vals)))
+            for vals in sel[list(entries.COLUMN_FIELDS)].itertuples(index=False, name=None)]
+    differ = {field: sorted({str(k[i]) for k in keys}) for i, field in enumerate(entries.COLUMN_FIELDS, start=1)
+              if len({k[i] for k in keys}) > 1}
+    if differ:
+        raise ValueError(f"the records of column {column!r} were made differently: they differ in "
+                         + "; ".join(f"{f} ({', '.join(v)})" for f, v in differ.items()) + ". Their numbers cannot "
+                         f"share one axis; filter the frame to one kind first, e.g. frame[frame[{next(iter(differ))!r}]"
+                         " == ...].")
+    for field, what in (("dataset", "datasets"), ("higher_is_better", "directions (higher_is_better)")):
+        values = sorted(map(str, sel[field].unique()))
+        if len(values) > 1:
+            raise ValueError(f"the records of column {column!r} mix {what}: {', '.join(values)}; filter the "
+                             f"frame to one first, e.g. frame[frame[{field!r}] == ...].")
+    return sel
+
+
+def _aggregate(sel: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """One line per row: mean and std (ddof=1) of the values over seeds, the seed count, mean costs; and notes
+    about values left out."""
+    out, notes = [], []
+    for row, g in sel.groupby("row", sort=False):
+        values = g["value"].to_numpy(float)
+        finite = np.isfinite(values)
+        seeds = g["seed"].dropna()
+        if seeds.duplicated().any():
+            notes.append(f"{row}: seed(s) {', '.join(map(str, sorted(set(seeds[seeds.duplicated()]))))} appear "
+                         "more than once (the same run loaded twice?); each copy counts.")
+        if not finite.all():
+            notes.append(f"{row}: {(~finite).sum()} of {len(values)} runs have no value"
+                         f"{' (left out)' if finite.any() else '; not plotted'}.")
+        estimators = sorted({str(e) for e in g["estimator"] if not _missing(e)})
+        out.append({
+            "row": row, "entry": g["entry"].iloc[0], "section": g["section"].iloc[0], "kind": g["kind"].iloc[0],
+            "mean": values[finite].mean() if finite.any() else math.nan,
+            "std": values[finite].std(ddof=1) if finite.sum() > 1 else math.nan,
+            "seeds": int(finite.sum()), "seeded": g["seed"].notna().all(),
+            "bound": any(e in _BOUNDS for e in estimators), "estimator": ", ".join(estimators),
+            **{c: _mean(g[c]) for c in COSTS},
+            "devices": sorted({str(d) for d in g["device"] if not _missing(d)}),
+        })
+    return pd.DataFrame(out), notes
+
+
+def _unit(sel: pd.DataFrame) -> str | None:
+    units = {str(u) for u in sel["unit"] if not _missing(u)}
+    return units.pop() if len(units) == 1 else None
+
+
+def _mean(s: pd.Series) -> float:
+    v = pd.to_numeric(s, errors="coerce").to_numpy(float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else math.nan
+
+
+def _best(means: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    """Mask of the best values (all of them when tied)."""
+    target = np.nanmax(means) if higher_is_better else np.nanmin(means)
+    return np.isclose(means, target, rtol=1e-12, atol=0)
+
+
+@_styled
+def bar_chart(frame: pd.DataFrame, column: str) -> Figure:
+    """One horizontal bar per row of the long table for metric column `column`: the mean over seeds, error
+    bars of one standard deviation (ddof=1) where there is more than one seed, the seed count beside each bar,
+    the best row highlighted and listed first. Reference rows are grey, likelihood bounds hatched. Raises
+    ValueError if the column's records differ in how they were made (n, reference, extractor, ...)."""
+    sel = _select(frame, column)
+    hib = bool(sel["higher_is_better"].iloc[0])
+    agg, notes = _aggregate(sel)
+    shown = agg[agg["seeds"] > 0].copy()
+    shown = shown.sort_values("mean", ascending=not hib, kind="stable").reset_index(drop=True)
+    label = metric_label(column, unit=_unit(sel), higher_is_better=hib)
+
+    fig = _figure(1.3 + 0.45 * max(len(shown), 1))
+    ax = fig.add_subplot()
+    _title(ax, f"{metric_label(column)} on {sel['dataset'].iloc[0]}", _column_details(sel))
+    ax.set_xlabel(label)
+    if shown.empty:
+        ax.text(0.5, 0.5, "no values to plot", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+        _footnote(fig, notes)
+        return fig
+
+    y = np.arange(len(shown))
+    means, stds = shown["mean"].to_numpy(float), shown["std"].to_numpy(float)
+    is_ref = (shown["section"] == "reference").to_numpy()
+    best = np.zeros(len(shown), bool)
+    if (~is_ref).sum() > 1:  # "best" of one means nothing
+        best[~is_ref] = _best(means[~is_ref], hib)
+    colors = [REFERENCE if r else BEST if b else BAR for r, b in zip(is_ref, best)]
+    bars = ax.barh(y, means, height=0.6, color=colors, edgecolor="white", linewidth=0.5, zorder=2)
+    for bar, bound in zip(bars, shown["bound"]):
+        if bound:
+            bar.set_hatch("///")
+    multi = np.isfinite(stds)
+    if multi.any():
+        ax.errorbar(means[multi], y[multi], xerr=stds[multi], fmt="none", ecolor="black", elinewidth=1,
+                    capsize=3, zorder=3)
+    ax.set_yticks(y, [r.replace(" · ", "\n") for r in shown["row"]])
+    ax.invert_yaxis()  # best on top
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.grid(axis="x")
+    ax.set_axisbelow(True)
+
+    # the numbers, in a column right of the plot: "103.0 ± 2.1 · 3 seeds · best"
+    trans = matplotlib.transforms.blended_transform_factory(ax.transAxes, ax.transData)
+    for i, r in shown.iterrows():
+        text = _fmt(r["mean"]) + (f" ± {_fmt(r['std'], 2)}" if np.isfinite(r["std"]) else "")
+        text += f" · {_count(r['seeds'], r['section'], r['seeded'])}" + (" · best" if best[i] else "")
+        ax.text(1.02, i, text, transform=trans, va="center", ha="left", fontsize=8,
+                fontweight="bold" if best[i] else "normal", clip_on=False)
+
+    handles = []
+    if is_ref.any():
+        handles.append(Patch(facecolor=REFERENCE, label="reference (not a model)"))
+    if shown["bound"].any():
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="///",
+                             label="bound (" + ", ".join(sorted(set(e for e, b in zip(shown["estimator"],
+                                                                               shown["bound"]) if b))) +
+                                   "): the true NLL is lower"))
+    if handles:  # under the x label, where it hides no bar (an axes legend, so the layout makes room for it)
+        below = ax.transAxes + matplotlib.transforms.ScaledTranslation(0, -0.42, fig.dpi_scale_trans)
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0, 0), bbox_transform=below,
+                  ncols=len(handles), frameon=False, borderaxespad=0)
+    if multi.any():
+        notes.insert(0, "Error bars: one standard deviation across seeds (ddof = 1).")
+    _footnote(fig, notes)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------- Pareto front
+
+def pareto_front(costs: np.ndarray, values: np.ndarray, *, higher_is_better: bool) -> np.ndarray:
+    """Indices of the points that no other point dominates, sorted by cost (ties: best value first, then index).
+
+    A point dominates another when it costs no more and scores no worse, and is strictly better in one of the
+    two. Identical points do not dominate each other, so both stay on the front. Points with a NaN cost or
+    value are never on it."""
+    c = np.asarray(costs, float)
+    v = np.asarray(values, float)
+    if c.shape != v.shape or c.ndim != 1:
+        raise ValueError(f"costs and values must be 1-D arrays of one length, got {c.shape} and {v.shape}")
+    if not higher_is_better:
+        v = -v  # from here on, higher is better
+    ok = np.isfinite(c) & np.isfinite(v)
+    idx = np.flatnonzero(ok)
+    cc, vv = c[idx], v[idx]
+    # dominated[i]: some j with c_j <= c_i and v_j >= v_i, strictly better in one of them
+    no_worse = (cc[None, :] <= cc[:, None]) & (vv[None, :] >= vv[:, None])
+    strictly = (cc[None, :] < cc[:, None]) | (vv[None, :] > vv[:, None])
+    front = idx[~(no_worse & strictly).any(axis=1)]
+    return front[np.lexsort((front, -v[front], c[front]))]
+
+
+def _cost_axis(cost: str, values: np.ndarray) -> tuple[float, str]:
+    """(divisor, axis label) for a cost: training time in s, min or h depending on its range."""
+    if cost == "parameters":
+        return 1.0, "parameters"
+    top = np.nanmax(values) if np.isfinite(values).any() else 0
+    if top >= 2 * 3600:
+        return 3600.0, "training time (hours)"
+    if top >= 120:
+        return 60.0, "training time (minutes)"
+    return 1.0, "training time (seconds)"
+
+
+def _count_formatter(v: float, _pos=None) -> str:
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:g}{suffix}"
+    return f"{v:g}"
+
+
+@_styled
+def quality_vs_cost(frame: pd.DataFrame, column: str, cost: str) -> Figure:
+    """Metric `column` (mean over seeds, std error bars) against `cost` ("train_seconds" or "parameters", mean
+    over seeds), one point per row, labelled; the Pareto front (nothing both cheaper and better) as a step line.
+    The cost axis is logarithmic where the costs span more than 10x. Rows without the cost (submitted samples)
+    are named in a note, not drawn at 0; reference values (e.g. independent pixels) are horizontal lines."""
+    if cost not in COSTS:
+        raise ValueError(f"cost must be one of {', '.join(COSTS)}, got {cost!r}")
+    sel = _select(frame, column)
+    hib = bool(sel["higher_is_better"].iloc[0])
+    agg, notes = _aggregate(sel)
+    refs = agg[(agg["section"] == "reference") & (agg["seeds"] > 0)]
+    models = agg[(agg["section"] != "reference") & (agg["seeds"] > 0)]
+    has_cost = np.isfinite(models[cost].to_numpy(float)) & (models[cost].to_numpy(float) > 0)
+    missing = models[~has_cost]
+    pts = models[has_cost].reset_index(drop=True)
+    if len(missing):
+        notes.append(f"Not plotted, no {COSTS[cost]} recorded: " +
+                     "; ".join(f"{r} ({k})" for r, k in zip(missing["row"], missing["kind"])) + ".")
+
+    fig = _figure(4.2)
+    ax = fig.add_subplot()
+    _title(ax, f"{metric_label(column)} against {COSTS[cost]}, {sel['dataset'].iloc[0]}", _column_details(sel))
+    ax.set_ylabel(metric_label(column, unit=_unit(sel), higher_is_better=hib))
+    x_all = pts[cost].to_numpy(float)
+    div, xlabel = _cost_axis(cost, x_all)
+    x, y, std = x_all / div, pts["mean"].to_numpy(float), pts["std"].to_numpy(float)
+
+    devices = sorted({d for ds in pts["devices"] for d in ds})
+    if cost == "train_seconds" and len(devices) == 1:
+        xlabel += f" on {devices[0]}"
+    elif cost == "train_seconds" and len(devices) > 1:
+        xlabel += " (devices differ, see note)"
+        notes.append("Training times come from different devices and are not directly comparable: " +
+                     "; ".join(f"{r}: {', '.join(d)}" for r, d in zip(pts["row"], pts["devices"])) + ".")
+    ax.set_xlabel(xlabel)
+    if len(x) and x.min() > 0 and x.max() / x.min() > 10:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 10, 20, 50, 100 rather than 10^1, 10^2
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_formatter(FuncFormatter(_count_formatter if cost == "parameters" else
+                                               lambda v, _pos=None: f"{v:g}"))
+
+    handles = []
+    if len(x):
+        front = pareto_front(x, y, higher_is_better=hib)
+        on_front = np.isin(np.arange(len(x)), front)
+        multi = np.isfinite(std)
+        if multi.any():
+            ax.errorbar(x[multi], y[multi], yerr=std[multi], fmt="none", ecolor="#555555", elinewidth=0.9,
+                        capsize=2.5, zorder=2)
+        ax.scatter(x[~on_front], y[~on_front], s=30, color=BAR, zorder=3)
+        ax.scatter(x[on_front], y[on_front], s=42, color=FRONT, zorder=4)
+        if len(front) > 1:
+            ax.step(x[front], y[front], where="post", color=FRONT, linewidth=1.2, alpha=0.8, zorder=1)
+        handles.append(Line2D([], [], color=FRONT, marker="o", label="Pareto front: nothing is both cheaper "
+                                                                     "and better"))
+        if (~on_front).any():
+            handles.append(Line2D([], [], color=BAR, marker="o", linestyle="none", label="dominated"))
+        names = _short_labels(pts)
+        for xi, yi, name in zip(x, y, names):
+            ax.annotate(name, (xi, yi), xytext=(5, 4), textcoords="offset points", fontsize=7.5)
+        if multi.any():
+            notes.insert(0, "Points: mean over seeds; error bars: one standard deviation (ddof = 1).")
+        if pts["bound"].any():
+            notes.append("Bounds, not exact values (the true NLL is lower): " +
+                         "; ".join(f"{n} ({e})" for n, e, b in zip(names, pts["estimator"], pts["bound"]) if b) + ".")
+    else:
+        ax.text(0.5, 0.5, f"no entry has both a value and a {COSTS[cost]}", ha="center", va="center",
+                transform=ax.transAxes)
+    for (_, r), color in zip(refs.iterrows(), ("#777777", "#444444", "#AAAAAA")):
+        ax.axhline(r["mean"], color=color, linestyle=":", linewidth=1.2, zorder=1)
+        handles.append(Line2D([], [], color=color, linestyle=":", label=f"{r['entry']} (reference), "
+                                                                        f"{_fmt(r['mean'])}"))
+    ax.grid(True, which="major")
+    ax.set_axisbelow(True)
+    ax.legend(handles=handles, loc="best")
+    _footnote(fig, notes)
+    return fig
+
+
+def _short_labels(rows: pd.DataFrame) -> list[str]:
+    """Entry names where they are unambiguous, the full row ("entry · protocol@version") where not."""
+    counts = rows["entry"].value_counts()
+    return [e if counts[e] == 1 else r for e, r in zip(rows["entry"], rows["row"])]
+
+
+# -------------------------------------------------------------------------------------- run directories
+
+def read_log(path: Path) -> list[dict]:
+    """Rows of a JSON-lines log. A truncated last line (a run killed mid-write) is skipped with a warning;
+    so is any other unreadable line, naming its number. A missing file gives []."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            why = "is truncated (the run was stopped while writing it?)" if i == last else "is not valid JSON"
+            warnings.warn(f"{path}: line {i + 1} {why}; skipped.", GenbenchWarning, stacklevel=2)
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def run_label(run_dir: Path) -> str:
+    """What a run directory trained, without its seed: "vae (small) · fashion-mnist/vae/quick@2", from
+    result.json, else run.json, else the directory's name."""
+    run_dir = Path(run_dir)
+    try:
+        return entries.row_of(results_mod.load(run_dir))
+    except GenbenchError:
+        pass
+    p = _run_json(run_dir).get("protocol")
+    try:
+        entry = f"{p['model']} ({p['preset']})" if p.get("preset") else p["model"]
+        return f"{entry} · {p['protocol']}"
+    except (KeyError, TypeError, AttributeError):
+        return run_dir.name
+
+
+def _run_json(run_dir: Path) -> dict:
+    try:
+        info = json.loads((Path(run_dir) / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _batch_size(run_dir: Path) -> int | None:
+    try:
+        return int(_run_json(run_dir)["protocol"]["batch_size"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [(r["step"], r[key]) for r in rows if isinstance(r.get("step"), (int, float))
+             and isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
+    xy = np.array(pairs, float).reshape(-1, 2)
+    keep = np.isfinite(xy).all(axis=1)
+    return xy[keep, 0], xy[keep, 1]
+
+
+@_styled
+def training_curves(run_dirs: Sequence[Path], key: str = "loss", *,
+                    labels: Sequence[str] | None = None) -> Figure:
+    """`key` against training step for each run: train_log.jsonl solid, the held-out eval_log.jsonl dashed.
+    Runs with the same label (by default the entry and protocol, so the seeds of one entry) share a colour.
+    The y axis is logarithmic where the positive values span more than 10x; a top axis gives images seen when
+    all runs share one batch size."""
+    run_dirs = [Path(d) for d in run_dirs]
+    if labels is None:
+        labels = [run_label(d) for d in run_dirs]
+    elif len(labels) != len(run_dirs):
+        raise ValueError(f"{len(labels)} labels for {len(run_dirs)} run directories; give one label per run")
+    order = list(dict.fromkeys(labels))
+    colors = {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(order)}
+
+    fig = _figure(3.8)
+    ax = fig.add_subplot()
+    notes, drawn, any_eval, values = [], {lab: [] for lab in order}, False, []
+    for run, lab in zip(run_dirs, labels):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train = _series(read_log(run / "train_log.jsonl"), key)
+            held = _series(read_log(run / "eval_log.jsonl"), key)
+        for w in caught:  # said twice: to the caller, and on the figure
+            warnings.warn(w.message, w.category, stacklevel=3)
+            notes.append(str(w.message).replace(f"{run}{os.sep}", f"{run.name}{os.sep}"))  # short on the figure
+        if not len(train[0]) and not len(held[0]):
+            notes.append(f"{run.name}: no {key!r} in train_log.jsonl or eval_log.jsonl; not plotted.")
+            continue
+        drawn[lab].append(_run_json(run).get("seed"))
+        for (x, y), style, stream in ((train, "-", "train"), (held, "--", "eval")):
+            if len(x):
+                ax.plot(x, y, linestyle=style, color=colors[lab], alpha=0.85, gid=f"{stream}:{run}",
+                        linewidth=1.0 if style == "-" else 1.5)
+                values.append(y)
+                any_eval |= stream == "eval"
+
+    ax.set_xlabel("training step")
+    ax.set_ylabel(_LOG_KEYS.get(key, key.replace("_", " ")))
+    ax.set_title(f"{_LOG_KEYS.get(key, key)} during training", loc="left")
+    ax.grid(True)
+    if values:
+        v = np.concatenate(values)
+        if (v > 0).all() and v.max() / v.min() > 10:
+            ax.set_yscale("log")
+    else:
+        ax.text(0.5, 0.5, f"no {key!r} logged by these runs", ha="center", va="center", transform=ax.transAxes)
+
+    sizes = {_batch_size(d) for d, lab in zip(run_dirs, labels) if drawn[lab]}  # (runs of drawn labels)
+    if values and len(sizes) == 1 and None not in sizes:
+        bs = sizes.pop()
+        top = ax.secondary_xaxis("top", functions=(lambda s: s * bs, lambda i: i / bs))
+        top.set_xlabel(f"images seen (batch size {bs})")
+        top.xaxis.set_major_formatter(FuncFormatter(_count_formatter))
+
+    handles = [Line2D([], [], color=colors[lab], label=f"{lab} ({_seed_count(drawn[lab])})")
+               for lab in order if drawn[lab]]
+    if any_eval:
+        handles += [Line2D([], [], color="black", linewidth=1.0, label="training batches"),
+                    Line2D([], [], color="black", linestyle="--", linewidth=1.5, label="held-out (eval_log)")]
+    if handles:
+        ax.legend(handles=handles, loc="best")
+    _footnote(fig, notes)
+    return fig
+
+
+def _seed_count(seeds: list) -> str:
+    """"3 seeds" when the runs name distinct seeds, else "3 runs"."""
+    n = len(seeds)
+    distinct = None not in seeds and len(set(map(str, seeds))) == n
+    return f"{n} {'seed' if distinct else 'run'}{'s' if n != 1 else ''}"
+
+
+def _tile(images: np.ndarray, pad: int = 2) -> np.ndarray:
+    """uint8 (N, C, H, W) -> one (rows*(H+pad)+pad, cols*(W+pad)+pad[, 3]) image, white gaps, row-major."""
+    n, c, h, w = images.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
+    for i, img in enumerate(images):
+        r, k = divmod(i, cols)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = \
+            img.transpose(1, 2, 0)
+    return grid[..., 0] if c == 1 else grid
+
+
+def _read_npz(path: Path, n: int) -> tuple[np.ndarray, int]:
+    """The first n images of samples.npz (uint8 (N, C, H, W)) and N."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "images" not in z.files:
+                raise GenbenchError(f"{path}: no array named 'images' (found {', '.join(z.files) or 'none'}).")
+            images = z["images"]
+    except (OSError, ValueError, TypeError) as e:  # TypeError: an .npy named .npz (no `with`)
+        raise GenbenchError(f"{path}: not a readable .npz file ({e}).") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise GenbenchError(f"{path}: 'images' must be uint8 (N, C, H, W) with C in {{1, 3}}, found "
+                            f"{images.dtype} {images.shape}.")
+    return images[:n], len(images)
+
+
+@_styled
+def sample_grid(run_dir: Path, *, n: int = 64) -> Figure | None:
+    """The first `n` of the run's saved samples as a square grid (samples.npz, key "images", uint8
+    (N, C, H, W)); else the run's samples.png as saved; None if the run saved neither. An unreadable
+    samples.npz falls back to samples.png with a warning, or raises GenbenchError if there is none."""
+    run_dir = Path(run_dir)
+    npz, png = run_dir / "samples.npz", run_dir / "samples.png"
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    grid, caption = None, ""
+    if npz.exists():
+        try:
+            images, total = _read_npz(npz, n)
+            grid = _tile(images)
+            caption = f"{len(images)} of {total:,} saved samples, {images.shape[3]}×{images.shape[2]} pixels"
+        except GenbenchError as e:
+            if not png.exists():
+                raise
+            warnings.warn(f"{e} Showing {png.name} instead.", GenbenchWarning, stacklevel=2)
+    if grid is None:
+        if not png.exists():
+            return None
+        grid = matplotlib.image.imread(png)
+        caption = f"{png.name} as saved by the run"
+
+    h, w = grid.shape[:2]
+    side = 4.0  # inches for the longer side of the grid
+    fig = Figure(figsize=(side * w / max(h, w) + 0.2, side * h / max(h, w) + 0.6), dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    gray = grid.ndim == 2
+    ax.imshow(grid, cmap="gray" if gray else None, vmin=0 if gray else None,
+              vmax=(255 if grid.dtype == np.uint8 else 1) if gray else None, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(f"{run_label(run_dir)}\n{caption}", fontsize=8.5)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------- saving
+
+_METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {}}
+
+
+def save(fig: Figure, path_stem: Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Write `fig` to PATH_STEM.png, PATH_STEM.svg, ... (each atomically: a crash leaves the old file or the
+    new one, never half of it), close it, and return the paths. The same figure gives byte-identical files."""
+    stem = Path(path_stem)
+    paths = []
+    try:
+        formats = [fmt.lower().lstrip(".") for fmt in formats]
+        supported = fig.canvas.get_supported_filetypes()
+        for fmt in formats:  # all checked before any is written
+            if fmt not in supported:
+                raise ValueError(f"cannot save a figure as {fmt!r}; formats: {', '.join(sorted(supported))}")
+        for fmt in formats:
+            path = stem.parent / f"{stem.name}.{fmt}"
+            with matplotlib.rc_context(STYLE):
+                atomic_write(path, lambda f, fmt=fmt: fig.savefig(f, format=fmt, dpi=DPI,
+                                                                  metadata=_METADATA.get(fmt, {})))
+            paths.append(path)
+    finally:
+        if "matplotlib.pyplot" in sys.modules:  # a figure made through pyplot is registered there
+            sys.modules["matplotlib.pyplot"].close(fig)
+    return paths

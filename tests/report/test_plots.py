@@ -1,0 +1,344 @@
+"""Plots: the drawn series carry the numbers of the results (bar lengths are seed means, error bars the std,
+Pareto fronts the non-dominated entries, curves the logged values), and saving is atomic and reproducible."""
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+from matplotlib.collections import LineCollection
+from matplotlib.container import BarContainer, ErrorbarContainer
+from matplotlib.figure import Figure
+from PIL import Image
+
+from genbench import GenbenchWarning, results
+from genbench.report import entries, plots
+
+FID = "fid[tiny]"
+TINY = {"n": 1000, "reference": "digits:train", "extractor": "tiny"}
+
+
+def make_result(*, model="vae", preset="small", seed=0, version=1, metrics=None, references=None,
+                parameters=1000, train_seconds=10.0, device="cpu", kind="training run", name=None) -> dict:
+    r = {
+        "schema": 1, "kind": kind, "run_id": f"{model}-{preset}-v{version}-s{seed}", "model": model,
+        "preset": preset, "dataset": "digits", "seed": seed,
+        "protocol": {"name": f"digits/{model}/quick", "version": version, "hash": "sha256:00", "tier": "quick"},
+        "metrics": metrics or {}, "references": references or {},
+        "compute": {"parameters": parameters, "train_seconds": train_seconds, "device": device,
+                    "sample_images_per_s": 100.0},
+        "provenance": {"genbench_version": "0", "git_commit": None, "torch_version": "0", "data_hash": "sha256:0",
+                       "checkpoint_sha256": None},
+    }
+    if name:
+        r["name"] = name
+    return r
+
+
+def fid(value, **details):
+    return {FID: results.metric(value, higher_is_better=False, **{**TINY, **details})}
+
+
+def table(tmp_path, rs) -> "entries.pd.DataFrame":
+    paths = []
+    for i, r in enumerate(rs):
+        paths.append(results.write_file(tmp_path / "results" / f"{i:02d}-{r['run_id']}" / "result.json", r))
+    return entries.long_table(entries.load_results(paths))
+
+
+def bars_of(fig: Figure):
+    ax = fig.axes[0]
+    (container,) = [c for c in ax.containers if isinstance(c, BarContainer)]
+    return ax, list(container)
+
+
+def error_segments(ax) -> list[np.ndarray]:
+    """The (x0, x1) or (y0, y1) extents of each error bar line, in drawing order."""
+    out = []
+    for c in ax.containers:
+        if isinstance(c, ErrorbarContainer):
+            for coll in c.lines[2]:
+                assert isinstance(coll, LineCollection)
+                out += [np.asarray(seg) for seg in coll.get_segments()]
+    return out
+
+
+def all_text(fig: Figure) -> str:
+    return "\n".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
+
+
+# ------------------------------------------------------------------------------------------------ bar chart
+
+def test_bar_chart_bars_are_seed_means_with_std_error_bars_best_first(tmp_path):
+    frame = table(tmp_path, [
+        *(make_result(model="vae", seed=s, metrics=fid(v)) for s, v in enumerate([10.0, 12.0, 14.0])),
+        *(make_result(model="gan", seed=s, metrics=fid(v)) for s, v in enumerate([20.0, 22.0])),
+        make_result(model="flow", seed=0, metrics=fid(5.0)),
+    ])
+    fig = plots.bar_chart(frame, FID)
+    ax, bars = bars_of(fig)
+    assert ax.get_xlabel() == "FID [tiny] (↓ lower is better)"
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "flow (small)\ndigits/flow/quick@1", "vae (small)\ndigits/vae/quick@1", "gan (small)\ndigits/gan/quick@1"]
+    assert [b.get_width() for b in bars] == pytest.approx([5.0, 12.0, 21.0])  # lower is better: best first
+    assert _hex(bars[0]) == plots.BEST and _hex(bars[1]) == _hex(bars[2]) == plots.BAR
+    # one error bar per multi-seed row, from mean - std to mean + std (ddof = 1); none for the single seed
+    segs = error_segments(ax)
+    assert len(segs) == 2
+    (x0, y0), (x1, y1) = segs[0]
+    assert (x0, x1) == pytest.approx((12.0 - 2.0, 12.0 + 2.0)) and y0 == y1 == bars[1].get_y() + 0.3
+    (x0, _), (x1, _) = segs[1]
+    assert (x1 - x0) / 2 == pytest.approx(math.sqrt(2.0)) and (x0 + x1) / 2 == pytest.approx(21.0)
+    text = all_text(fig)
+    assert "5.000 · 1 seed · best" in text and "12.00 ± 2.0 · 3 seeds" in text and "21.00 ± 1.4 · 2 seeds" in text
+    assert "n = 1,000 · reference digits:train · extractor tiny" in text
+
+
+def _hex(bar) -> str:
+    return "#" + "".join(f"{round(c * 255):02X}" for c in bar.get_facecolor()[:3])
+
+
+def test_bar_chart_higher_is_better_skips_missing_values_with_a_note(tmp_path):
+    def prec(v):
+        return {"precision[tiny]": results.metric(v, higher_is_better=True, k=3, **TINY)}
+
+    frame = table(tmp_path, [
+        make_result(model="vae", seed=0, metrics=prec(0.5)),
+        make_result(model="vae", seed=1, metrics=prec(None)),  # failed to compute: not a 0
+        make_result(model="vae", seed=2, metrics=prec(0.7)),
+        make_result(model="gan", seed=0, metrics=prec(0.9)),
+        make_result(model="ebm", seed=0, metrics=prec(None)),
+    ])
+    fig = plots.bar_chart(frame, "precision[tiny]")
+    ax, bars = bars_of(fig)
+    assert ax.get_xlabel() == "Precision [tiny] (↑ higher is better)"
+    assert [b.get_width() for b in bars] == pytest.approx([0.9, 0.6])  # ebm has no value: no bar at all
+    (seg,) = error_segments(ax)
+    assert seg[:, 0] == pytest.approx([0.6 - math.sqrt(0.02), 0.6 + math.sqrt(0.02)])
+    text = all_text(fig)
+    assert "vae (small) · digits/vae/quick@1: 1 of 3 runs have no value (left out)." in text
+    assert "ebm (small) · digits/ebm/quick@1: 1 of 1 runs have no value; not plotted." in text
+    assert "0.6000 ± 0.14 · 2 seeds" in text
+
+
+def test_bar_chart_marks_references_and_bounds(tmp_path):
+    bpd = {"bpd": results.metric(3.2, higher_is_better=False, n=100, split="digits:test", unit="bits/dim",
+                                 estimator="elbo")}
+    ref = {"independent_pixel_bpd": results.metric(4.5, higher_is_better=False, n=100, split="digits:test",
+                                                   unit="bits/dim")}
+    frame = table(tmp_path, [make_result(seed=s, metrics=bpd, references=ref) for s in range(2)])
+    fig = plots.bar_chart(frame, "bpd")
+    ax, bars = bars_of(fig)
+    assert ax.get_xlabel() == "NLL, bits/dim (↓ lower is better)"
+    assert [b.get_width() for b in bars] == pytest.approx([3.2, 4.5])  # the reference is one bar, not two
+    assert bars[0].get_hatch() == "///" and _hex(bars[0]) == plots.BAR and _hex(bars[1]) == plots.REFERENCE
+    assert "4.500 · reference" in all_text(fig) and "best" not in all_text(fig)  # one model: no "best"
+    assert "bound (elbo): the true NLL is lower" in all_text(fig)
+
+
+def test_bar_chart_refuses_a_column_made_two_ways(tmp_path):
+    frame = table(tmp_path, [make_result(model="vae", metrics=fid(10.0)),
+                             make_result(model="gan", metrics=fid(20.0, n=10000))])
+    with pytest.raises(ValueError, match=r"differ in n \(1000, 10000\).*filter the frame"):
+        plots.bar_chart(frame, FID)
+    with pytest.raises(ValueError, match=r"no records for column 'kid\[tiny\]'; columns in this frame: fid\[tiny\]"):
+        plots.bar_chart(frame, "kid[tiny]")
+    plots.bar_chart(frame[frame["n"] == 10000], FID)  # filtered, it draws
+
+
+@pytest.mark.parametrize("column, unit, hib, label", [
+    ("fid[lenet-fashion-mnist]", None, False, "FID [lenet-fashion-mnist] (↓ lower is better)"),
+    ("psnr", None, True, "PSNR, dB (↑ higher is better)"),
+    ("bpd_iwae", "bits/dim", False, "NLL, IWAE bound, bits/dim (↓ lower is better)"),
+    ("my_metric", "m", None, "my metric, m"),
+])
+def test_metric_label(column, unit, hib, label):
+    assert plots.metric_label(column, unit=unit, higher_is_better=hib) == label
+
+
+# --------------------------------------------------------------------------------------------- Pareto front
+
+@pytest.mark.parametrize("hib", [False, True])
+def test_pareto_front_drops_dominated_points_in_either_direction(hib):
+    costs = np.array([4.0, 2.0, 3.0, 1.0, 2.0, 5.0])
+    values = np.array([1.0, 3.0, 3.0, 5.0, 4.0, 1.0])  # lower is better
+    # 2 (3, 3): same value as 1 but costlier; 4 (2, 4): same cost as 1 but worse; 5 (5, 1): costlier than 0
+    front = plots.pareto_front(costs, -values if hib else values, higher_is_better=hib)
+    assert front.tolist() == [3, 1, 0]  # sorted by cost
+
+
+def test_pareto_front_ties_and_missing_values():
+    costs = np.array([1.0, 1.0, 2.0, np.nan, 0.5])
+    values = np.array([3.0, 3.0, 5.0, 9.0, np.nan])
+    # identical points do not dominate each other; NaN cost or value is never on the front
+    assert plots.pareto_front(costs, values, higher_is_better=True).tolist() == [0, 1, 2]
+    assert plots.pareto_front(costs, values, higher_is_better=False).tolist() == [0, 1]
+    assert plots.pareto_front(np.array([]), np.array([]), higher_is_better=True).tolist() == []
+    with pytest.raises(ValueError, match="one length"):
+        plots.pareto_front(costs, values[:2], higher_is_better=True)
+
+
+# ------------------------------------------------------------------------------------------ quality vs cost
+
+def cost_frame(tmp_path):
+    return table(tmp_path, [
+        *(make_result(model="small", seed=s, metrics=fid(v), parameters=1_000, train_seconds=t)
+          for s, (v, t) in enumerate([(30.0, 10.0), (34.0, 14.0)])),
+        make_result(model="mid", metrics=fid(20.0), parameters=100_000, train_seconds=30.0),
+        make_result(model="waste", metrics=fid(25.0), parameters=500_000, train_seconds=40.0),
+        make_result(model="big", metrics=fid(10.0), parameters=2_000_000, train_seconds=50.0),
+        make_result(model="samples", kind="submitted samples", name="my samples", seed=None, metrics=fid(15.0),
+                    parameters=None, train_seconds=None),
+    ])
+
+
+def test_quality_vs_cost_parameters_log_scale_and_pareto_step_line(tmp_path):
+    fig = plots.quality_vs_cost(cost_frame(tmp_path), FID, "parameters")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"  # 1k to 2M spans more than 10x
+    assert ax.get_xlabel() == "parameters" and ax.get_ylabel() == "FID [tiny] (↓ lower is better)"
+    points = np.concatenate([c.get_offsets() for c in ax.collections if c.get_offsets().shape[0]
+                             and not isinstance(c, LineCollection)])
+    assert sorted(map(tuple, points)) == sorted([(1e3, 32.0), (1e5, 20.0), (5e5, 25.0), (2e6, 10.0)])
+    (step,) = [line for line in ax.get_lines() if line.get_drawstyle() == "steps-post"]
+    assert step.get_xdata().tolist() == [1e3, 1e5, 2e6] and step.get_ydata().tolist() == [32.0, 20.0, 10.0]
+    (seg,) = error_segments(ax)  # the two-seed entry: std of 30 and 34
+    assert seg[:, 1] == pytest.approx([32.0 - math.sqrt(8), 32.0 + math.sqrt(8)])
+    labels = {t.get_text() for t in ax.texts}
+    assert {"small (small)", "mid (small)", "waste (small)", "big (small)"} <= labels
+    assert "my samples" not in labels  # no parameter count: named in the note, not drawn at 0
+    assert "Not plotted, no parameters recorded: my samples · digits/samples/quick@1 (submitted samples)." \
+        in all_text(fig)
+
+
+def test_quality_vs_cost_training_time_linear_with_device_and_reference(tmp_path):
+    frame = cost_frame(tmp_path)
+    fig = plots.quality_vs_cost(frame, FID, "train_seconds")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear"  # 12 s to 50 s
+    assert ax.get_xlabel() == "training time (seconds) on cpu"
+    (step,) = [line for line in ax.get_lines() if line.get_drawstyle() == "steps-post"]
+    assert step.get_xdata().tolist() == [12.0, 30.0, 50.0]
+    with pytest.raises(ValueError, match="cost must be one of train_seconds, parameters"):
+        plots.quality_vs_cost(frame, FID, "flops")
+
+
+def test_quality_vs_cost_draws_references_as_lines_and_converts_long_times(tmp_path):
+    bpd = lambda v: {"bpd": results.metric(v, higher_is_better=False, split="digits:test", unit="bits/dim")}  # noqa
+    ref = {"independent_pixel_bpd": results.metric(4.5, higher_is_better=False, split="digits:test")}
+    frame = table(tmp_path, [make_result(model="a", metrics=bpd(3.0), references=ref, train_seconds=600),
+                             make_result(model="b", metrics=bpd(2.0), references=ref, train_seconds=1800,
+                                         device="cuda")])
+    fig = plots.quality_vs_cost(frame, "bpd", "train_seconds")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "training time (minutes) (devices differ, see note)"
+    (step,) = [line for line in ax.get_lines() if line.get_drawstyle() == "steps-post"]
+    assert step.get_xdata().tolist() == [10.0, 30.0]
+    (hline,) = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert list(hline.get_ydata()) == [4.5, 4.5]
+    assert "independent pixels (reference), 4.500" in all_text(fig)
+    assert "different devices" in all_text(fig)
+
+
+# -------------------------------------------------------------------------------------------- run directories
+
+def write_run(path, *, preset="small", seed=0, train=(), held=(), batch_size=16, tail=""):
+    path.mkdir(parents=True)
+    (path / "run.json").write_text(json.dumps({"seed": seed, "protocol": {
+        "protocol": "digits/vae/quick@1", "model": "vae", "preset": preset, "batch_size": batch_size}}))
+    (path / "train_log.jsonl").write_text("".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in train) + tail)
+    if held:
+        (path / "eval_log.jsonl").write_text("".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in held))
+    return path
+
+
+def test_training_curves_draw_the_logged_values(tmp_path):
+    a0 = write_run(tmp_path / "a0", train=[(10, 5.0), (20, 4.0), (30, 3.5)], held=[(20, 4.5), (30, 4.2)])
+    a1 = write_run(tmp_path / "a1", seed=1, train=[(10, 5.5), (20, 4.1)])
+    b0 = write_run(tmp_path / "b0", preset="large", train=[(10, 4.0), (20, 3.0)])
+    fig = plots.training_curves([a0, a1, b0])
+    ax = fig.axes[0]
+    lines = {line.get_gid(): line for line in ax.get_lines()}
+    assert set(lines) == {f"train:{a0}", f"eval:{a0}", f"train:{a1}", f"train:{b0}"}
+    assert lines[f"train:{a0}"].get_xdata().tolist() == [10, 20, 30]
+    assert lines[f"train:{a0}"].get_ydata().tolist() == [5.0, 4.0, 3.5]
+    assert lines[f"eval:{a0}"].get_ydata().tolist() == [4.5, 4.2] and lines[f"eval:{a0}"].get_linestyle() == "--"
+    assert lines[f"train:{a0}"].get_color() == lines[f"train:{a1}"].get_color() == lines[f"eval:{a0}"].get_color()
+    assert lines[f"train:{b0}"].get_color() != lines[f"train:{a0}"].get_color()
+    assert ax.get_xlabel() == "training step" and ax.get_ylabel() == "loss" and ax.get_yscale() == "linear"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "vae (small) · digits/vae/quick@1 (2 seeds)", "vae (large) · digits/vae/quick@1 (1 seed)",
+        "training batches", "held-out (eval_log)"]
+    (top,) = [c for c in ax.child_axes]
+    assert top.get_xlabel() == "images seen (batch size 16)"
+
+    labelled = plots.training_curves([a0, b0], labels=["x", "y"])
+    assert [t.get_text() for t in labelled.axes[0].get_legend().get_texts()][:2] == ["x (1 seed)", "y (1 seed)"]
+    with pytest.raises(ValueError, match="one label per run"):
+        plots.training_curves([a0, b0], labels=["x"])
+
+
+def test_training_curves_skip_a_truncated_last_line_with_a_warning(tmp_path):
+    run = write_run(tmp_path / "r", train=[(1, 100.0), (2, 5.0)], tail='{"step": 3, "lo')
+    with pytest.warns(GenbenchWarning, match=r"train_log.jsonl: line 3 is truncated"):
+        fig = plots.training_curves([run])
+    (line,) = fig.axes[0].get_lines()
+    assert line.get_xdata().tolist() == [1, 2] and line.get_ydata().tolist() == [100.0, 5.0]
+    assert fig.axes[0].get_yscale() == "log"  # 5 to 100 spans more than 10x
+    assert "r/train_log.jsonl: line 3 is truncated" in all_text(fig)  # said on the figure too
+    empty = write_run(tmp_path / "e", train=[])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plots.training_curves([empty])
+    assert not fig.axes[0].get_lines() and "e: no 'loss' in train_log.jsonl or eval_log.jsonl" in all_text(fig)
+
+
+def test_sample_grid_tiles_the_saved_samples(tmp_path):
+    assert plots.sample_grid(tmp_path) is None  # no samples saved
+    images = np.arange(10 * 3 * 8 * 6, dtype=np.int64).reshape(10, 3, 8, 6).astype(np.uint8)
+    np.savez(tmp_path / "samples.npz", images=images)
+    fig = plots.sample_grid(tmp_path, n=10)
+    grid = fig.axes[0].images[0].get_array()
+    assert grid.shape == (3 * (8 + 2) + 2, 4 * (6 + 2) + 2, 3)  # 10 images: 4 columns, 3 rows, 2 px gaps
+    assert (grid[2:10, 2:8] == images[0].transpose(1, 2, 0)).all()
+    assert (grid[12:20, 2:8] == images[4].transpose(1, 2, 0)).all()  # row-major: image 4 starts row 2
+    assert (grid[:2] == 255).all() and (grid[22:, 18:] == 255).all()  # gaps and the 2 empty cells: white
+    assert "10 of 10 saved samples, 6×8 pixels" in fig.axes[0].get_title()
+
+    gray = np.zeros((100, 1, 28, 28), np.uint8)
+    np.savez(tmp_path / "samples.npz", images=gray)
+    assert plots.sample_grid(tmp_path).axes[0].images[0].get_array().shape == (8 * 30 + 2, 8 * 30 + 2)
+
+
+def test_sample_grid_falls_back_to_samples_png(tmp_path):
+    Image.fromarray(np.full((20, 30), 128, np.uint8)).save(tmp_path / "samples.png")
+    grid = plots.sample_grid(tmp_path).axes[0].images[0].get_array()
+    assert grid.shape[:2] == (20, 30)
+    np.savez(tmp_path / "samples.npz", images=np.zeros((4, 28, 28), np.float32))  # not the contract
+    with pytest.warns(GenbenchWarning, match="'images' must be uint8"):
+        assert plots.sample_grid(tmp_path).axes[0].images[0].get_array().shape[:2] == (20, 30)
+    (tmp_path / "samples.png").unlink()
+    with pytest.raises(plots.GenbenchError, match="samples.npz: 'images' must be uint8"):
+        plots.sample_grid(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------- saving
+
+def test_save_writes_png_and_svg_atomically_and_reproducibly(tmp_path):
+    def figure():
+        fig = Figure()
+        fig.add_subplot().plot([1, 2, 3], [3, 1, 2])
+        return fig
+
+    paths = plots.save(figure(), tmp_path / "out" / "fid[tiny]")
+    assert paths == [tmp_path / "out" / "fid[tiny].png", tmp_path / "out" / "fid[tiny].svg"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in paths[1].read_bytes()[:500]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fid[tiny].png", "fid[tiny].svg"]  # no temps
+    first = [p.read_bytes() for p in paths]
+    plots.save(figure(), tmp_path / "out" / "fid[tiny]")
+    assert [p.read_bytes() for p in paths] == first  # same figure, same bytes (no dates, fixed SVG ids)
+    with pytest.raises(ValueError, match="cannot save a figure as 'doc'"):
+        plots.save(figure(), tmp_path / "x", formats=("png", "doc"))  # checked before anything is written
+    assert not list(tmp_path.glob("x*")) and not list(tmp_path.glob(".x*"))
