@@ -10,8 +10,8 @@ Provenance
   Burgess et al., "Understanding disentangling in beta-VAE" (2018), Appendix A.1.
 - IWAE bound: Burda, Grosse & Salakhutdinov, "Importance Weighted Autoencoders" (ICLR 2016), Eq. 8:
   log p(x) >= E[log (1/k) sum_i p(x, z_i) / q(z_i | x)], tightening monotonically in k.
-- Decoder likelihood: the discretized logistic of PixelCNN++ (Salimans et al., 2017), computed once in
-  genbench.metrics.likelihood.
+- Decoder likelihood: the discretized logistic of PixelCNN++ (Salimans et al., 2017); it, the Gaussian KL and
+  the ELBO/IWAE estimator are computed once in genbench.metrics.likelihood.
 
 Checked in tests/baselines/test_vae.py: on a 1-D latent toy model, log p(x) by numerical integration over a
 fine z grid bounds the ELBO and IWAE_k, IWAE_k rises with k and approaches log p(x); log_likelihood(k=1)
@@ -26,24 +26,23 @@ exact-likelihood families. `log_likelihood` always evaluates the beta = 1 bound;
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
 from genbench import GenbenchError
-from genbench.metrics.likelihood import bits_per_dim, discretized_logistic_log_prob
+from genbench.metrics.likelihood import (bits_per_dim, discretized_logistic_log_prob, gaussian_kl_standard_normal,
+                                         gaussian_latent_bound)
 from genbench.optim import Optimizer
 
-DESCRIPTION = "Convolutional VAE (beta-VAE via beta) with a discretized-logistic decoder"
+DESCRIPTION = "Convolutional VAE with a discretized-logistic decoder (for 8-bit images; beta weights the KL)"
 
 # Stride-2 downsamplings per image side, each an exact halving (28 -> 14 -> 7, 32 -> 4, 64 -> 4, 8 -> 2).
 DOWNSAMPLINGS = {8: 2, 28: 2, 32: 3, 64: 4}
 LOG_SCALE_MIN = -7.0      # floor on the decoder's log-scale (a bin is ~2/255 = e^-4.8 wide on [-1, 1])
 LOGVAR_RANGE = (-30.0, 20.0)  # posterior log-variance is clamped into this range (part of q's definition)
 DECODE_CHUNK = 2048       # images per decoder pass in the evaluation paths (memory bound; numbers unchanged)
-LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -65,9 +64,7 @@ PRESETS: dict[str, Config] = {
     # for likelihood. Evaluation follows Burda et al. 2016, Sec. 5 (IWAE with k = 5000); the optimizer and
     # step count belong to the protocol.
     "standard": Config(latent_dim=32, channels=(32, 32, 64, 64), hidden=256, depth=1),
-    # beta-VAE for disentanglement (dSprites 64x64): Higgins et al. 2017 / Burgess et al. 2018, beta = 4,
-    # 10 latents
-    "beta-vae": Config(latent_dim=10, channels=(32, 32, 64, 64), hidden=256, depth=0, beta=4.0),
+    # beta-VAE for disentanglement (dSprites, Bernoulli pixels) is its own family: baselines/beta_vae.py
 }
 
 
@@ -152,17 +149,12 @@ class Model(nn.Module):
         mean, log_scale = self.decoder_params(z)
         return discretized_logistic_log_prob(x, mean, log_scale).flatten(1).sum(1)
 
-    @staticmethod
-    def _kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """KL(q(z|x) || N(0, I)), analytic (Kingma & Welling 2014, Appendix B); (B,)."""
-        return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
-
     def _terms(self, x: torch.Tensor, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         """Batch means of the training objective and its parts (nats per image, bpd of the beta=1 ELBO)."""
         mu, logvar = self.posterior(x)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device)
         recon = -self.log_px_z(x, mu + (0.5 * logvar).exp() * eps)  # (B,)
-        kl = self._kl(mu, logvar)                                     # (B,)
+        kl = gaussian_kl_standard_normal(mu, logvar)                  # (B,)
         return {"loss": (recon + self.config.beta * kl).mean(),
                 "bpd": bits_per_dim((recon + kl).mean(), self.num_dims),
                 "recon": recon.mean(), "kl": kl.mean()}
@@ -207,23 +199,7 @@ class Model(nn.Module):
         if int(k) != k or k < 1:
             raise GenbenchError(f"log_likelihood needs an integer k >= 1, got {k!r}")
         mu, logvar = self.posterior(x)                       # (B, D)
-        B, D = mu.shape
-        std = (0.5 * logvar).exp()
-        if k == 1:
-            eps = torch.randn(mu.shape, generator=generator, device=mu.device)
-            return (self.log_px_z(x, mu + std * eps) - self._kl(mu, logvar)).double()
-        eps = torch.randn((k, B, D), generator=generator, device=mu.device)
-        z = mu + std * eps                                   # (k, B, D)
-        log_q = (-0.5 * (eps.pow(2) + LOG_2PI + logvar)).sum(2)   # (k, B)
-        log_prior = (-0.5 * (z.pow(2) + LOG_2PI)).sum(2)          # (k, B)
-        log_px = torch.empty(k, B, device=mu.device)
-        step = max(1, DECODE_CHUNK // B)
-        for i in range(0, k, step):
-            zc = z[i:i + step]                                # (kc, B, D)
-            xc = x.expand(zc.shape[0], *x.shape).reshape(-1, *x.shape[1:])   # (kc*B, C, H, W)
-            log_px[i:i + step] = self.log_px_z(xc, zc.reshape(-1, D)).view(-1, B)
-        log_w = log_px.double() + log_prior.double() - log_q.double()    # (k, B)
-        return torch.logsumexp(log_w, dim=0) - math.log(k)
+        return gaussian_latent_bound(self.log_px_z, x, mu, logvar, k=k, generator=generator, chunk=DECODE_CHUNK)
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -141,10 +141,12 @@ def find_protocol(*, model: str, dataset: str, tier: str):
 
 def _register_builtins() -> None:
     from genbench import data, protocols
-    from genbench.baselines import vae
+    from genbench.baselines import beta_vae, factor_vae, vae
     from genbench.metrics import domain, features
 
     MODELS.register("vae", ModelFamily("vae", vae))
+    MODELS.register("beta-vae", ModelFamily("beta-vae", beta_vae))
+    MODELS.register("factor-vae", ModelFamily("factor-vae", factor_vae))
 
     for spec in data.BUILTIN:
         DATASETS.register(spec.name, spec)

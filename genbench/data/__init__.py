@@ -13,10 +13,11 @@ from genbench.data.base import DatasetSpec, DatasetUnavailable, ImageData, cache
 from genbench.data.celeba import CELEBA64
 from genbench.data.cifar10 import CIFAR10
 from genbench.data.digits import DIGITS
+from genbench.data.dsprites import DSPRITES
 from genbench.data.folder import folder
 from genbench.data.idx import FASHION_MNIST, MNIST
 
-BUILTIN: tuple[DatasetSpec, ...] = (FASHION_MNIST, MNIST, CIFAR10, CELEBA64, DIGITS)
+BUILTIN: tuple[DatasetSpec, ...] = (FASHION_MNIST, MNIST, CIFAR10, CELEBA64, DIGITS, DSPRITES)
 
 __all__ = [
     "ImageData",
@@ -30,5 +31,6 @@ __all__ = [
     "CIFAR10",
     "CELEBA64",
     "DIGITS",
+    "DSPRITES",
     "BUILTIN",
 ]

@@ -44,7 +44,7 @@ class ImageData:
     dataset: str
     split: str
     images: np.ndarray  # uint8 (N, C, H, W), C in {1, 3}; read-only (often a np.memmap)
-    labels: np.ndarray | None  # int64 (N,) classes or (N, F) binary attributes
+    labels: np.ndarray | None  # int64 (N,) classes, (N, F) binary attributes or (N, F) factor classes
     content_hash: str  # "sha256:<hex>", see `content_hash()`
     source: str  # where the raw data was found
 
@@ -70,7 +70,7 @@ class DatasetSpec:
     description: str
     shape: tuple[int, int, int] | None  # (C, H, W); None when only loading tells (folder)
     splits: tuple[str, ...]
-    label_kind: str | None  # "class" | "attributes" | None
+    label_kind: str | None  # "class" | "attributes" | "factors" | None
     loader: Callable[..., ImageData] = field(repr=False, compare=False)  # (split, *, data_root, download, progress)
 
     def load(
