@@ -88,13 +88,13 @@ def score(samples_path: str | Path, ref: str, settings: ScoreSettings = ScoreSet
         "kind": "submitted samples",
         "run_id": f"score-{samples.content_hash[7:19]}",
         "created": results.now(),
-        "model": Path(samples_path).name if Path(samples_path).exists() else f"real data: {samples_path}",
+        "model": f"held-out real data ({samples.source})" if samples.real_data else Path(samples_path).name,
         "dataset": ref_obj.label,
         "seed": settings.seed,
         "protocol": {"name": f"score/{spec.name}", "version": reference.FEATURE_PIPELINE_VERSION,
                      "hash": settings_hash},
         "metrics": metrics,
-        "samples": {"path": samples.source, "files": samples.files, "n": n,
+        "samples": {"path": samples.source, "files": samples.files, "n": n, "real_data": samples.real_data,
                     "skipped": list(samples.skipped)},
         "compute": {"parameters": None, "train_seconds": None, "device": str(torch.device(settings.device)),
                     "sample_images_per_s": None, "extract_seconds": extract_seconds},
@@ -104,7 +104,12 @@ def score(samples_path: str | Path, ref: str, settings: ScoreSettings = ScoreSet
     }
 
 
-def _load(samples_path: str | Path, settings: ScoreSettings) -> SampleSet:
+@dataclass(frozen=True)
+class _Samples(SampleSet):
+    real_data: bool = False  # DATASET:SPLIT: real images scored as samples (a reference entry in reports)
+
+
+def _load(samples_path: str | Path, settings: ScoreSettings) -> _Samples:
     """The samples to score: a folder or array file, or DATASET:SPLIT, which scores real held-out images (the
     floor a generative model's scores can reach with as many samples)."""
     path = Path(samples_path).expanduser()
@@ -115,10 +120,10 @@ def _load(samples_path: str | Path, settings: ScoreSettings) -> SampleSet:
         if n > len(data):
             raise GenbenchError(f"{samples_path} holds {len(data)} images; --num-samples {n} asks for more.")
         images = readonly(np.ascontiguousarray(data.images[:n]))
-        return SampleSet(images, str(samples_path), n, (), content_hash(images, None))
+        return _Samples(images, str(samples_path), n, (), content_hash(images, None), real_data=True)
     samples = load_samples(samples_path, strict=settings.strict, num_samples=settings.num_samples,
                            progress=settings.progress)
-    return SampleSet(samples.images, str(path.resolve()), samples.files, samples.skipped, samples.content_hash)
+    return _Samples(samples.images, str(path.resolve()), samples.files, samples.skipped, samples.content_hash)
 
 
 def compare(out: dict, ref: reference.Reference, *, spec, module, settings: ScoreSettings) -> dict[str, dict]:

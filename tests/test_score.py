@@ -214,7 +214,8 @@ def test_a_dataset_split_scores_as_real_held_out_samples(tiny_extractor):
     same = score("digits:test", "digits:test", settings)
     assert same["metrics"]["fid[tiny-test]"]["value"] == pytest.approx(0.0, abs=1e-9)
     assert same["metrics"]["precision[tiny-test]"]["value"] == 1.0
-    assert same["model"] == "real data: digits:test" and same["samples"]["n"] == 297
+    assert same["model"] == "held-out real data (digits:test)" and same["samples"]["n"] == 297
+    assert same["samples"]["real_data"] is True
 
     held_out = score("digits:test", "digits:train", dataclasses.replace(settings, num_samples=200))
     test = registry.dataset("digits").load("test").images[:200]

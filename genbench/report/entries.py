@@ -12,7 +12,9 @@ and `long_table`, and never imports model code. One row of the long table is one
                  reference or split, extractor weights, estimator; see `column_key`
 
 Reference values in a result's `references` section become entries of their own: the independent-pixel
-model's exact bits/dim is the entry "independent pixels" in the `bpd` column.
+model's exact bits/dim is the entry "independent pixels" in the `bpd` column. Held-out real images scored
+like samples (`genbench score DATASET:SPLIT`) are reference entries too (section "reference"): the floor of
+the sample-quality metrics, never ranked with models.
 
 A column never mixes sample counts, reference splits or extractors (they are in its key), and a
 row never mixes protocol versions (the version is in the row). `split_reasons` says in words why two
@@ -160,7 +162,9 @@ def _flat(item: LoadedResult, name: str, rec: dict, section: str) -> dict[str, A
     compute, prov, protocol = r.get("compute", {}), r.get("provenance", {}), r["protocol"]
     value = rec.get("value")
     entry = entry_of(r)
-    if section == "reference":
+    if (r.get("samples") or {}).get("real_data"):  # held-out real images scored as samples: the metric floor
+        section = "reference"
+    elif section == "reference":
         entry, name, estimator = _REFERENCES.get(name, (name, name, None))
         rec = {**rec, "estimator": rec.get("estimator", estimator)}
     return {

@@ -49,6 +49,8 @@ BOUND_ESTIMATORS = frozenset({"elbo", "iwae", "vlb", "bound"})
 REFERENCE_DESCRIPTIONS = {
     "independent pixels": "each pixel an independent categorical distribution fitted on the training split; "
                           "exact bits/dim",
+    "held-out real data": "real held-out images scored exactly as samples are, by genbench score DATASET:SPLIT; "
+                          "the best a model's sample-quality scores can be with as many samples",
 }
 # how a COLUMN_FIELD is named in a label qualifier
 _FIELD_LABELS = {"n": "n", "reference": "ref", "split": "split", "extractor": "extractor",
@@ -343,7 +345,7 @@ def _notes(part: pd.DataFrame, rows: list[Row]) -> list[str]:
             notes.append(f"{r.label}: seed {', '.join(map(str, repeated))} has several results (runs "
                          f"{', '.join(p['run_id'] for p in r.provenance)}); each counts as one value.")
     for entry in dict.fromkeys(r.entry for r in rows if r.is_reference):
-        what = REFERENCE_DESCRIPTIONS.get(entry)
+        what = REFERENCE_DESCRIPTIONS.get(entry) or REFERENCE_DESCRIPTIONS.get(entry.split(" (")[0])
         notes.append(f"{entry}: a reference point, not a trained model" + (f" ({what})" if what else "") +
                      "; listed last and not ranked.")
     return notes

@@ -167,3 +167,24 @@ def test_split_reasons_name_the_fields_that_differ(tmp_path):
     assert notes[0].startswith("fid: kept in 3 separate columns because they differ in metric name "
                                "(fid, fid[lenet-fashion-mnist]); n (1000, 200); extractor (inception-v3-compat, "
                                "lenet-fashion-mnist); extractor_sha256 (sha256:aa, sha256:cc).")
+
+
+def test_held_out_real_data_is_a_reference_entry(tmp_path):
+    """`genbench score DATASET:SPLIT` results are the metric floor: reference rows, never ranked as models,
+    in the same columns as the models' scores."""
+    real = make_result(kind="submitted samples", model="held-out real data (fashion-mnist:test)",
+                       dataset="fashion-mnist:train", metrics={"fid[lenet-fashion-mnist]": fid(0.3)})
+    real["samples"] = {"path": "fashion-mnist:test", "n": 1000, "real_data": True}
+    model = make_result(metrics={"fid[lenet-fashion-mnist]": fid(103.0)})
+    frame = table(tmp_path, real, model)
+    ref = frame[frame["entry"] == "held-out real data (fashion-mnist:test)"].iloc[0]
+    assert (ref["section"], ref["kind"], ref["value"]) == ("reference", "reference", 0.3)
+    assert len(set(frame["column"])) == 1
+
+    from genbench.report import tables
+
+    (t,) = tables.build(frame)
+    best = [r.label for r in t.rows if r.cells[0].best]
+    assert t.rows[-1].is_reference and not t.rows[-1].cells[0].best
+    assert any("the best a model's sample-quality scores can be" in note for note in t.notes)
+    assert best == []  # one model left to rank: nothing is marked
