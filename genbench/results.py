@@ -23,7 +23,7 @@ from genbench.files import write_json
 
 SCHEMA = 1
 FILENAME = "result.json"
-KINDS = ("training run", "submitted samples")
+KINDS = ("training run", "submitted samples", "submitted representation")
 
 
 class ResultError(GenbenchError):
