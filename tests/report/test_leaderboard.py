@@ -384,3 +384,24 @@ def test_failed_submit_leaves_the_board_unchanged(tmp_path, monkeypatch):
 
     monkeypatch.setattr(L, "_copy", real_copy)
     assert L.submit(src, board).is_file()  # and the same submit succeeds once the disk has room
+
+
+def test_cli_submit_build_and_report(tmp_path):
+    """The commands only resolve options and call the functions above; a rejection is one clear line."""
+    from click.testing import CliRunner
+
+    from genbench.cli import main
+
+    run = run_dir(tmp_path / "runs", training_result(bpd=2.25))
+    cli = CliRunner()
+    out = cli.invoke(main, ["leaderboard", "submit", str(run), "--board", str(tmp_path / "b")])
+    assert out.exit_code == 0, out.output
+    again = cli.invoke(main, ["leaderboard", "submit", str(run), "--board", str(tmp_path / "b")])
+    assert again.exit_code == 1 and "Error:" in again.output and "Traceback" not in again.output
+    built = cli.invoke(main, ["leaderboard", "build", str(tmp_path / "b"), "--no-plots"])
+    assert built.exit_code == 0 and "index.html" in built.output
+    assert "≤ 2.250" in (tmp_path / "b" / "README.md").read_text()
+    report = cli.invoke(main, ["report", str(run), "--format", "csv"])
+    assert report.exit_code == 0 and "2.25" in report.output
+    cli.invoke(main, ["report", str(run), "--format", "latex", "--out", str(tmp_path / "t.tex")])
+    assert "\\toprule" in (tmp_path / "t.tex").read_text()
