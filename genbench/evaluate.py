@@ -19,7 +19,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
-from genbench import GenbenchWarning, results
+from genbench import GenbenchError, GenbenchWarning, results
 from genbench.data import ImageData
 from genbench.files import atomic_write, load_state, sha256_file
 from genbench.metrics.likelihood import bits_per_dim, independent_pixel_bpd
@@ -34,7 +34,7 @@ def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
     info = rd.info()
     t0 = time.perf_counter()
     ev = protocol.evaluation
-    images = held_out.images[: ev.num_images or len(held_out)]
+    images = _evaluation_images(held_out, ev.num_images, ev.subset_seed)
     split = f"{held_out.dataset}:{held_out.split}"
 
     model = build_model(protocol, tuple(images.shape[1:]), info["seed"]).to(device)
@@ -68,6 +68,16 @@ def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
     samples, sample_ips = _samples(model, rd, ev, device, g(2))
     if ev.extractor:
         metrics.update(_sample_quality(samples, protocol, device=device, progress=progress))
+    extra: dict = {}
+    if ev.disentanglement is not None:
+        scores, extra["disentanglement"] = _disentanglement(model, train, ev.disentanglement, device, progress)
+        metrics.update(scores)
+    files = {"weights": rd.weights.name, "samples": rd.samples_png.name, "train_log": "train_log.jsonl"}
+    if all(hasattr(model, name) for name in ("posterior", "encode", "decode")):
+        from genbench.traversals import save_traversals
+
+        extra["traversals"] = save_traversals(model, images, rd.traversals_png)
+        files["traversals"] = rd.traversals_png.name
     references = {"independent_pixel_bpd": results.metric(
         independent_pixel_bpd(train=train.images, test=images), higher_is_better=False, n=len(images),
         split=split, fitted_on=f"{train.dataset}:{train.split}", alpha=1.0, unit="bits/dim")}
@@ -85,6 +95,7 @@ def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
                      "tier": protocol.tier},
         "metrics": metrics,
         "references": references,
+        **extra,
         "compute": {
             "parameters": sum(p.numel() for p in model.parameters()),
             "train_seconds": _train_seconds(rd),
@@ -97,11 +108,45 @@ def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
         "provenance": results.provenance(
             data_hash={train.split: train.content_hash, held_out.split: held_out.content_hash},
             checkpoint_sha256=sha256_file(rd.weights)),
-        "files": {"weights": rd.weights.name, "samples": rd.samples_png.name, "train_log": "train_log.jsonl"},
+        "files": files,
     }
     results.write(rd.path, result)
     echo(f"Result written to {rd.result}.")
     return result
+
+
+def _evaluation_images(data: ImageData, num_images: int | None, subset_seed: int | None) -> np.ndarray:
+    """The images of the evaluation split that get scored: the first `num_images`, or with `subset_seed` a
+    uniform sample of `num_images` drawn without replacement by RandomState(subset_seed), in index order
+    (dSprites' only split is ordered by factor, so its first images are all one shape)."""
+    n = min(num_images or len(data), len(data))
+    if subset_seed is None or n == len(data):
+        return data.images[:n]
+    index = np.sort(np.random.RandomState(subset_seed).choice(len(data), n, replace=False))
+    return np.asarray(data.images[index])
+
+
+def _disentanglement(model, data: ImageData, settings, device, progress: bool) -> tuple[dict, dict]:
+    """Every disentanglement score of the model's encoder mean (the representation disentanglement_lib
+    scores) on the dataset's ground-truth factors; returns (metric records, how they were made)."""
+    from genbench.data import dsprites
+    from genbench.metrics import disentanglement as dis
+
+    if data.dataset != "dsprites":
+        raise GenbenchError(f"disentanglement scores need a dataset with ground-truth factors (dsprites); the "
+                            f"protocol's evaluation names them for {data.dataset!r}.")
+    full = len(data) == dsprites.NUM_IMAGES  # the train split: its own images; otherwise rendered exactly
+    truth = dsprites.DSpritesFactors(data.images if full else None)
+
+    @torch.no_grad()
+    def represent(observations: np.ndarray) -> np.ndarray:
+        return model.encode(torch.from_numpy(np.ascontiguousarray(observations)).to(device)).cpu().numpy()
+
+    scores = dis.evaluate(truth, represent, settings, progress=progress)
+    how = {"version": dis.VERSION, "settings": dis.settings_dict(settings), "representation": "encoder mean",
+           "ground_truth": {"factors": list(truth.factor_names), "sizes": list(truth.factor_sizes),
+                            "observations": data.source if full else f"procedural: {dsprites.GENERATOR}"}}
+    return scores, how
 
 
 def _dims(images: np.ndarray) -> int:

@@ -24,7 +24,7 @@ from genbench.files import atomic_write, write_json
 from genbench.results import now
 
 RUN_FILES = ("run.json", "checkpoint.pt", "checkpoint.json", "model.pt", "train_log.jsonl", "eval_log.jsonl",
-             "samples.png", "samples.npz", "result.json")
+             "samples.png", "samples.npz", "traversals.png", "result.json")
 
 
 class RunDir:
@@ -36,6 +36,7 @@ class RunDir:
         self.weights = self.path / "model.pt"
         self.samples_png = self.path / "samples.png"
         self.samples_npz = self.path / "samples.npz"
+        self.traversals_png = self.path / "traversals.png"
         self.result = self.path / "result.json"
         self.logs = Logs(self.path)
 

@@ -30,6 +30,10 @@ animation, whose latents follow from its sweep order). In pixels at scale 1, y d
 All 332 frames checked are reproduced pixel for pixel (`MAX_DIFF_PIXELS` = 0). The fitted lengths are pinned to
 about 1e-3 px by those frames, so other images may still differ in a rare pixel whose centre lies that close to
 an outline. The tests pin the agreement, the centres, the factor order and the official `latents_values`.
+
+Splits: `train` is all 737,280 images (the literature trains and scores on the full set; there is no held-out
+split). `subset` is a fixed uniform sample of 16,384 of them (`subset_indices`), for smoke tests: rendered on its
+own in about a second, so a smoke run never builds the 3 GB full set.
 """
 
 from __future__ import annotations
@@ -367,7 +371,39 @@ def _fallback_note(exc: DatasetUnavailable) -> str:
     )
 
 
+SUBSET_SIZE = 16_384  # images of the `subset` split
+SUBSET_SEED = 0
+
+
+def subset_indices() -> np.ndarray:
+    """The `subset` split: SUBSET_SIZE indices of the full set, drawn without replacement by
+    RandomState(SUBSET_SEED), in increasing order. int64 (SUBSET_SIZE,)."""
+    rs = np.random.RandomState(SUBSET_SEED)
+    return np.sort(rs.choice(NUM_IMAGES, SUBSET_SIZE, replace=False)).astype(np.int64)
+
+
+def _load_subset(*, data_root: str | Path | None, download: bool, progress: bool) -> ImageData:
+    """The `subset` split, for smoke tests and quick looks: a fixed uniform sample of the full set. From the
+    official images where the official file is found (decoding the full set once, then cached), else rendered
+    on its own (about a second) without touching the full set."""
+    index = subset_indices()
+    labels = index_to_factors(index)
+    try:
+        find_raw(RAW, "subset", data_root=data_root, system_dirs=SYSTEM_DIRS, download=download)
+    except DatasetUnavailable as exc:
+        warnings.warn(_fallback_note(exc), GenbenchWarning, stacklevel=4)  # the caller of DatasetSpec.load
+        images = images_from_factors(labels)
+        source = f"procedural: {GENERATOR}"
+    else:
+        full = _load("train", data_root=data_root, download=download, progress=progress)
+        images = np.asarray(full.images[index])
+        source = full.source
+    return ImageData("dsprites", "subset", readonly(images), readonly(labels), content_hash(images, labels), source)
+
+
 def _load(split: str, *, data_root: str | Path | None, download: bool, progress: bool) -> ImageData:
+    if split == "subset":
+        return _load_subset(data_root=data_root, download=download, progress=progress)
     try:
         (path,) = find_raw(RAW, split, data_root=data_root, system_dirs=SYSTEM_DIRS, download=download)
     except DatasetUnavailable as exc:
@@ -382,7 +418,7 @@ DSPRITES = DatasetSpec(
     "dsprites",
     "dSprites: 64x64 binary sprites, 5 ground-truth factors (shape, scale, orientation, x, y), 737,280 images",
     (1, SIZE, SIZE),
-    ("train",),
+    ("train", "subset"),  # subset: SUBSET_SIZE images of train (subset_indices), for smoke tests
     "factors",
     _load,
 )

@@ -188,6 +188,10 @@ def _expected_metrics(protocol) -> list[str]:
         from genbench.score import metric_name
 
         expected += [metric_name(m, ev.extractor) for group in ev.fidelity_metrics for m in _FIDELITY_GROUPS[group]]
+    if getattr(ev, "disentanglement", None) is not None:
+        from genbench.metrics.disentanglement import FIXED_SAMPLE_SCORES, MODEL_SCORES
+
+        expected += [*FIXED_SAMPLE_SCORES, *MODEL_SCORES]
     return expected
 
 

@@ -94,9 +94,9 @@ def _cell_data(cell: tables.Cell, col: tables.Column, seeds: int) -> dict:
         return {"value": None, "text": tables.MISSING, "title": "not reported", "best": False, "bound": False}
 
     def number(x: float) -> str:
-        return tables._number(col, x, like=cell.mean)
+        return tables.format_number(col, x, like=cell.mean)
 
-    text = tables._number(col, cell.mean)
+    text = tables.format_number(col, cell.mean)
     if cell.std is not None:
         text += f" ± {number(cell.std)}"
     if cell.ci is not None:

@@ -307,7 +307,7 @@ def _mark_best(rows: list[Row], columns: list[Column]) -> list[Row]:
     """Best per column among the ranked rows (not references), compared as displayed; ties all marked."""
     best = [set() for _ in columns]
     for j, col in enumerate(columns):
-        shown = {i: float(_number(col, r.cells[j].mean)) for i, r in enumerate(rows)
+        shown = {i: float(format_number(col, r.cells[j].mean)) for i, r in enumerate(rows)
                  if not r.is_reference and r.cells[j].mean is not None}
         if len(shown) >= 2:
             top = (max if col.higher_is_better else min)(shown.values())
@@ -368,7 +368,7 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
-def _number(col: Column, x: float, *, like: float | None = None) -> str:
+def format_number(col: Column, x: float, *, like: float | None = None) -> str:
     """`x` with the decimals of its metric (or SIGNIFICANT digits of `like`, default x)."""
     if col.metric in DECIMALS or col.unit == "bits/dim":
         d = DECIMALS.get(col.metric, 3)
@@ -392,12 +392,12 @@ class _Style:
 def _cell_text(cell: Cell, col: Column, seeds: int, s: _Style) -> str:
     if cell.mean is None:
         return s.missing
-    text = _number(col, cell.mean)
+    text = format_number(col, cell.mean)
     text = s.bold(text) if cell.best else text
     if cell.std is not None:
-        text += f" {s.pm} {_number(col, cell.std, like=cell.mean)}"
+        text += f" {s.pm} {format_number(col, cell.std, like=cell.mean)}"
     if cell.ci is not None:
-        text += f" [{_number(col, cell.ci[0], like=cell.mean)}, {_number(col, cell.ci[1], like=cell.mean)}]"
+        text += f" [{format_number(col, cell.ci[0], like=cell.mean)}, {format_number(col, cell.ci[1], like=cell.mean)}]"
     if cell.count != seeds:
         text += f" ({cell.count} {'seed' if cell.count == 1 else 'seeds'})"
     return f"{s.leq} {text}" if cell.bound else text
@@ -510,7 +510,7 @@ def _csv(t: Table) -> str:
     w.writerow([*head, "best", "bounds"])
 
     def fmt(col: Column, x: float | None, like: float | None = None) -> str:
-        return "" if x is None else _number(col, x, like=like)
+        return "" if x is None else format_number(col, x, like=like)
 
     for r in t.rows:
         line = [t.dataset, r.label, r.kind, len(r.seeds)]

@@ -41,6 +41,7 @@ needs_sample = pytest.mark.skipif(SAMPLE is None, reason=f"real dSprites frames 
 # Content hashes of the procedural rendering (generator v1): every 97th image with its labels, and all of them.
 SUBSET_HASH = "sha256:7bdd95680f05224bceff3acb8b1d048ce1ea9537bdd822aa13294ccdf59c502a"
 FULL_HASH = "sha256:86202899bb7e444c69a5b0d77ffbcd1c9ece5a64ad0181163e03aa169a5d0ed2"
+SUBSET_SPLIT_HASH = "sha256:fbcdace8791e0adda39a762bf672b6913a51072407f8768b068ba503749a6c2c"  # the `subset` split
 SMALL = 2048  # images in the stand-in "full" dataset of the loader tests: the first 2048 in the official order
 
 
@@ -283,8 +284,8 @@ def test_observations_procedural_and_from_images(monkeypatch):
 
 def test_spec():
     assert DSPRITES.name == "dsprites" and DSPRITES.shape == (1, 64, 64)
-    assert DSPRITES.splits == ("train",) and DSPRITES.label_kind == "factors"
-    with pytest.raises(GenbenchError, match="splits are: train"):
+    assert DSPRITES.splits == ("train", "subset") and DSPRITES.label_kind == "factors"
+    with pytest.raises(GenbenchError, match="splits are: train, subset"):
         DSPRITES.load("test", download=False)
 
 
@@ -397,6 +398,42 @@ def test_fallback_to_procedural_with_warning_then_cache(tmp_path, monkeypatch):
     assert official.source.endswith(ds.FILE) and official.content_hash != data.content_hash
     assert sorted(p.name for p in (ds.cache_dir() / "data" / "dsprites").iterdir()) == [
         "train-images.npy", "train-labels.npy", "train.json"]  # fmt: skip
+
+
+def test_subset_split_is_rendered_on_its_own(tmp_path, monkeypatch):
+    """`subset`: 16,384 fixed indices drawn uniformly; rendered alone (the full set is never built), warning
+    like `train` that the images are procedural."""
+    index = ds.subset_indices()
+    assert len(index) == ds.SUBSET_SIZE == 16_384 and index.dtype == np.int64
+    assert (np.diff(index) > 0).all() and 0 <= index[0] and index[-1] < NUM_IMAGES
+    np.testing.assert_array_equal(index, ds.subset_indices())  # a fixed draw
+    counts = np.bincount(index_to_factors(index)[:, 0], minlength=3)
+    assert abs(counts - ds.SUBSET_SIZE / 3).max() < 4 * (ds.SUBSET_SIZE * 2 / 9) ** 0.5  # uniform over shapes
+
+    monkeypatch.setattr(ds, "_fill_procedural", lambda *_: pytest.fail("the subset must not build the full set"))
+    with pytest.warns(GenbenchWarning, match="procedural rendering"):
+        data = DSPRITES.load("subset", data_root=tmp_path, download=False, progress=False)
+    assert (data.dataset, data.split, data.source) == ("dsprites", "subset", "procedural: " + ds.GENERATOR)
+    np.testing.assert_array_equal(data.labels, index_to_factors(index))
+    some = np.arange(0, ds.SUBSET_SIZE, 301)
+    np.testing.assert_array_equal(data.images[some], images_from_factors(data.labels[some]))
+    assert data.content_hash == SUBSET_SPLIT_HASH
+    assert not data.images.flags.writeable
+
+
+def test_subset_split_comes_from_the_official_file_when_present(tmp_path, monkeypatch):
+    monkeypatch.setattr(ds, "NUM_IMAGES", SMALL)
+    monkeypatch.setattr(ds, "SUBSET_SIZE", 100)
+    write_official(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GenbenchWarning)
+        data = DSPRITES.load("subset", data_root=tmp_path, download=False, progress=False)
+    index = ds.subset_indices()
+    assert len(index) == 100 and data.source.endswith(ds.FILE)
+    full = DSPRITES.load("train", data_root=tmp_path, download=False, progress=False)
+    np.testing.assert_array_equal(data.images, full.images[index])
+    assert (data.images[:, 0, 0, 0] == 255).all()  # the marker pixel of write_official: the file's images
+    np.testing.assert_array_equal(data.labels, index_to_factors(index))
 
 
 def test_failed_download_falls_back(tmp_path, monkeypatch):

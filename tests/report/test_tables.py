@@ -262,7 +262,7 @@ def test_number_formats_follow_the_metric(tmp_path):
         "KID [lenet-fashion-mnist] ↓", "mig ↑", "zeta (x) ↑"]  # likelihood, reconstruction, quality, others
     assert tables.render([t], "md").splitlines()[4] == (
         f"| {VAE} | 1 | ≤ 3.430 | 20.50 | 0.726 | 103.04 | 0.001235 | 29.28 | 1235 | -0.00001000 |")
-    assert tables._number(t.columns[0], -0.0001) == "0.000"  # never "-0.000"
+    assert tables.format_number(t.columns[0], -0.0001) == "0.000"  # never "-0.000"
 
 
 def test_metrics_selects_and_orders_columns(tmp_path):
