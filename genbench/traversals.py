@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torchvision.utils import make_grid
 
 from genbench.files import atomic_write
 from genbench.metrics.likelihood import gaussian_kl_standard_normal
@@ -60,17 +61,15 @@ def save_traversals(model, images: np.ndarray, path: str | Path, *, image_index:
     grid = traverse(model, images[image_index], values, order)  # (D, V, C, H, W)
     D, V, C, H, W = grid.shape
     pad = 2
-    canvas = np.full((D * (H + pad) - pad, V * (W + pad) - pad, C), 255, np.uint8)
-    for r in range(D):
-        for c in range(V):
-            canvas[r * (H + pad):r * (H + pad) + H, c * (W + pad):c * (W + pad) + W] = grid[r, c].transpose(1, 2, 0)
+    canvas = make_grid(torch.from_numpy(grid.reshape(D * V, C, H, W)), nrow=V, padding=pad, pad_value=255)
+    canvas = canvas.permute(1, 2, 0).numpy()  # (D (H + pad) + pad, V (W + pad) + pad, 3), gray repeated
 
     scale = 0.9 / 64  # inches per image pixel: a 64x64 image is 0.9 in
     fig, ax = plt.subplots(figsize=(1.6 + canvas.shape[1] * scale, 0.9 + canvas.shape[0] * scale), dpi=100)
-    ax.imshow(canvas.squeeze(-1) if C == 1 else canvas, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    ax.set_yticks([r * (H + pad) + H / 2 for r in range(D)])
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_yticks([pad + r * (H + pad) + H / 2 for r in range(D)])
     ax.set_yticklabels([f"z{d}  KL {kl[d]:.2f}" for d in order])
-    ax.set_xticks([c * (W + pad) + W / 2 for c in range(V)])
+    ax.set_xticks([pad + c * (W + pad) + W / 2 for c in range(V)])
     ax.set_xticklabels([f"{v:g}" for v in values])
     ax.set_xlabel("value of the traversed dimension (others at the posterior mean of one image)")
     ax.set_title("Latent traversals, one row per dimension (KL in nats, most informative first)", fontsize=10)
