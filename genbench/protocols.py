@@ -168,8 +168,8 @@ _DSPRITES_SMOKE_EVAL = Evaluation(split="subset", num_images=256, subset_seed=0,
                                   num_samples=16, batch_size=128, disentanglement=DisentanglementSettings(
                                       num_train=300, num_eval=150, batch_size=16, num_variance_estimate=300,
                                       dci_estimator="hist_gbt", n_jobs=1))
-_DSPRITES_EVAL = Evaluation(num_images=10_000, subset_seed=0, iwae_k=100, iwae_images=1000, num_samples=64,
-                            batch_size=500, disentanglement=DisentanglementSettings())
+_DSPRITES_EVAL = Evaluation(split="train", num_images=10_000, subset_seed=0, iwae_k=100, iwae_images=1000,
+                            num_samples=64, batch_size=500, disentanglement=DisentanglementSettings())
 # Quick: a fifth of the reference's points (2,000 / 1,000, 2,000 for FactorVAE's variances). The reference's
 # counts encode about 2.9 million images for the BetaVAE and FactorVAE scores alone (some 10 minutes on a 2-core
 # CPU) and fit DCI's trees for 3 minutes; a fifth keeps the scores' standard errors near 1-2 points.
