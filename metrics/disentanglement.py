@@ -164,6 +164,13 @@ class Settings:
 
 FIXED_SAMPLE_SCORES: tuple[str, ...] = ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness",
                                         "sap", "modularity", "explicitness")
+# Every score's record name -> its display name, in the order reports show them.
+SCORE_NAMES: dict[str, str] = {
+    "beta_vae": "BetaVAE score", "factor_vae": "FactorVAE score", "mig": "MIG",
+    "dci_disentanglement": "DCI disentanglement", "dci_completeness": "DCI completeness",
+    "dci_informativeness": "DCI informativeness", "sap": "SAP", "modularity": "Modularity",
+    "explicitness": "Explicitness",
+}
 MODEL_SCORES: dict[str, str] = {
     "beta_vae": "draws pairs of batches that share one factor's value and encodes them; needs the encoder and "
                 "a ground-truth renderer, not fixed (code, factor) arrays",

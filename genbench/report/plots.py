@@ -39,6 +39,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from genbench import GenbenchError, GenbenchWarning
 from genbench import results as results_mod
 from genbench.files import atomic_write
+from genbench.metrics.disentanglement import SCORE_NAMES
 from genbench.report import entries
 
 # ------------------------------------------------------------------------------------------------ style
@@ -62,7 +63,7 @@ COSTS = {"train_seconds": "training time", "parameters": "parameters"}
 # base metric name -> readable name. Units come from the records ("unit"), falling back to _UNITS.
 _NAMES = {"fid": "FID", "kid": "KID", "is": "IS", "precision": "Precision", "recall": "Recall",
           "density": "Density", "coverage": "Coverage", "bpd": "NLL", "bpd_iwae": "NLL, IWAE bound",
-          "psnr": "PSNR", "ssim": "SSIM", "independent_pixel_bpd": "NLL of independent pixels"}
+          "psnr": "PSNR", "ssim": "SSIM", "independent_pixel_bpd": "NLL of independent pixels", **SCORE_NAMES}
 _UNITS = {"bpd": "bits/dim", "bpd_iwae": "bits/dim", "psnr": "dB", "independent_pixel_bpd": "bits/dim"}
 _BOUNDS = {"elbo", "iwae", "bound", "vlb"}  # estimators that give an upper bound on the NLL
 _LOG_KEYS = {"loss": "loss", "bpd": "NLL (bits/dim)", "recon": "reconstruction term", "kl": "KL term",
@@ -380,6 +381,14 @@ def quality_vs_cost(frame: pd.DataFrame, column: str, cost: str) -> Figure:
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.xaxis.set_major_formatter(FuncFormatter(_count_formatter if cost == "parameters" else
                                                lambda v, _pos=None: f"{v:g}"))
+    if len(x):  # limits from the data, with room for the labels right of the points (matplotlib's autoscaling
+        # warns about a singular range while the first points are drawn: one cost, or one point on a log axis)
+        lo, hi = x.min(), x.max()
+        if ax.get_xscale() == "log":
+            ax.set_xlim(lo / 1.5, hi * 2.0)
+        else:
+            pad = 0.15 * (hi - lo) if hi > lo else 0.2 * abs(lo) or 1.0
+            ax.set_xlim(lo - pad, hi + pad)
 
     handles = []
     if len(x):

@@ -30,20 +30,22 @@ import numpy as np
 import pandas as pd
 
 from genbench import GenbenchError
+from genbench.metrics.disentanglement import SCORE_NAMES
 from genbench.report import entries
 
 FORMATS = ("md", "csv", "latex", "html")
 _FORMAT_ALIASES = {"markdown": "md", "tex": "latex"}
 
 # Column order: likelihood, reconstruction, sample quality, then any other metric alphabetically.
-METRIC_ORDER = ("bpd", "bpd_iwae", "psnr", "ssim", "fid", "kid", "is", "precision", "recall", "density", "coverage")
+METRIC_ORDER = ("bpd", "bpd_iwae", "psnr", "ssim", "fid", "kid", "is", "precision", "recall", "density", "coverage",
+                *SCORE_NAMES)
 DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "psnr": "PSNR", "ssim": "SSIM", "fid": "FID",
            "kid": "KID", "is": "IS", "precision": "Precision", "recall": "Recall", "density": "Density",
-           "coverage": "Coverage"}
+           "coverage": "Coverage", **SCORE_NAMES}
 # Decimals shown per metric; the rest (KID, which is stored unscaled, and unknown metrics) get SIGNIFICANT
 # significant digits. A std or CI is shown with the decimals of its mean.
 DECIMALS = {"bpd": 3, "bpd_iwae": 3, "fid": 2, "is": 2, "psnr": 2, "ssim": 3, "precision": 3, "recall": 3,
-            "density": 3, "coverage": 3}
+            "density": 3, "coverage": 3, **dict.fromkeys(SCORE_NAMES, 3)}
 SIGNIFICANT = 4
 BOUND_ESTIMATORS = frozenset({"elbo", "iwae", "vlb", "bound"})
 REFERENCE_DESCRIPTIONS = {

@@ -241,6 +241,16 @@ def test_quality_vs_cost_draws_references_as_lines_and_converts_long_times(tmp_p
     assert "different devices" in all_text(fig)
 
 
+def test_quality_vs_cost_with_one_cost_value_draws_without_warnings(tmp_path):
+    frame = table(tmp_path, [make_result(model="only", seed=s, metrics=fid(v), parameters=5_000, train_seconds=20.0)
+                             for s, v in enumerate([30.0, 34.0])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns about singular x limits when left to itself
+        fig = plots.quality_vs_cost(frame, FID, "train_seconds")
+        plots.save(fig, tmp_path / "one")
+    assert fig.axes[0].get_xlim() == pytest.approx((16.0, 24.0))
+
+
 # -------------------------------------------------------------------------------------------- run directories
 
 def write_run(path, *, preset="small", seed=0, train=(), held=(), batch_size=16, tail=""):

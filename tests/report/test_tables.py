@@ -256,12 +256,14 @@ def test_number_formats_follow_the_metric(tmp_path):
     t = only(build(tmp_path, make_result(metrics={
         "bpd": bpd(3.4299), "psnr": higher(20.5008, unit="dB"), "ssim": higher(0.72642), LENET: fid(103.0434),
         "kid[lenet-fashion-mnist]": R.metric(29.280647, higher_is_better=False), "kid": R.metric(
-            0.00123456, higher_is_better=False), "mig": higher(1234.56), "zeta": higher(-0.00001, unit="x")})))
+            0.00123456, higher_is_better=False), "widgets": higher(1234.56), "zeta": higher(-0.00001, unit="x"),
+        "mig": higher(0.054031)})))
     assert [c.label for c in t.columns] == [
         "bits/dim ↓", "PSNR (dB) ↑", "SSIM ↑", "FID [lenet-fashion-mnist] ↓", "KID ↓",
-        "KID [lenet-fashion-mnist] ↓", "mig ↑", "zeta (x) ↑"]  # likelihood, reconstruction, quality, others
+        "KID [lenet-fashion-mnist] ↓", "MIG ↑", "widgets ↑", "zeta (x) ↑"]
+    # likelihood, reconstruction, sample quality, disentanglement, then others alphabetically
     assert tables.render([t], "md").splitlines()[4] == (
-        f"| {VAE} | 1 | ≤ 3.430 | 20.50 | 0.726 | 103.04 | 0.001235 | 29.28 | 1235 | -0.00001000 |")
+        f"| {VAE} | 1 | ≤ 3.430 | 20.50 | 0.726 | 103.04 | 0.001235 | 29.28 | 0.054 | 1235 | -0.00001000 |")
     assert tables.format_number(t.columns[0], -0.0001) == "0.000"  # never "-0.000"
 
 
