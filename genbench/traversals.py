@@ -1,7 +1,7 @@
 """Latent traversals: what each code dimension of an encoder-decoder model draws when it alone moves.
 
 One row per latent dimension: start from the posterior mean of one image, set dimension d to each of
-`values` in turn (the prior's range by default, as disentanglement_lib's visualisations traverse it), decode.
+`values` in turn (by default 11 values from -2.5 to 2.5, the bulk of the N(0, 1) prior), decode.
 Rows are ordered by the dimension's mean KL(q(z_d|x) || N(0, 1)) over the evaluation images, most informative
 first, and labelled with it: a dimension the model does not use (KL ~ 0) decodes the same image across its row.
 """
@@ -50,11 +50,8 @@ def traverse(model, image: np.ndarray, values=VALUES, order: np.ndarray | None =
 def save_traversals(model, images: np.ndarray, path: str | Path, *, image_index: int = 0,
                     values=VALUES) -> dict:
     """Draw the traversals of images[image_index] to `path` (PNG), rows by decreasing KL; returns
-    {"kl_per_dim": [...], "order": [...], "values": [...], "image_index": i} for the result file."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    {"kl_per_dim_nats": [...], "order": [...], "values": [...], "image_index": i} for the result file."""
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend and figures are left alone
 
     kl = kl_per_dimension(model, images)
     order = np.argsort(-kl, kind="stable")
@@ -65,7 +62,8 @@ def save_traversals(model, images: np.ndarray, path: str | Path, *, image_index:
     canvas = canvas.permute(1, 2, 0).numpy()  # (D (H + pad) + pad, V (W + pad) + pad, 3), gray repeated
 
     scale = 0.9 / 64  # inches per image pixel: a 64x64 image is 0.9 in
-    fig, ax = plt.subplots(figsize=(1.6 + canvas.shape[1] * scale, 0.9 + canvas.shape[0] * scale), dpi=100)
+    fig = Figure(figsize=(1.6 + canvas.shape[1] * scale, 0.9 + canvas.shape[0] * scale), dpi=100)
+    ax = fig.add_subplot()
     ax.imshow(canvas, interpolation="nearest")
     ax.set_yticks([pad + r * (H + pad) + H / 2 for r in range(D)])
     ax.set_yticklabels([f"z{d}  KL {kl[d]:.2f}" for d in order])
@@ -78,6 +76,5 @@ def save_traversals(model, images: np.ndarray, path: str | Path, *, image_index:
         side.set_visible(False)
     fig.tight_layout()
     atomic_write(Path(path), lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)
     return {"kl_per_dim_nats": [float(v) for v in kl], "order": [int(d) for d in order],
             "values": [float(v) for v in values], "image_index": int(image_index)}

@@ -4,6 +4,7 @@ leaderboard accepts. Also the evaluation's seeded image subset and the traversal
 
 import json
 import shutil
+import sys
 import warnings
 
 import numpy as np
@@ -17,7 +18,7 @@ from genbench.data import ImageData
 from genbench.metrics import disentanglement as dis
 from genbench.metrics.likelihood import gaussian_kl_standard_normal
 from genbench.runner import RunOptions, run
-from genbench.traversals import VALUES, kl_per_dimension, traverse
+from genbench.traversals import VALUES, kl_per_dimension, save_traversals, traverse
 
 SCORES = (*dis.FIXED_SAMPLE_SCORES, *dis.MODEL_SCORES)
 
@@ -126,3 +127,18 @@ def test_traversal_rows_and_per_dimension_kl():
         mu_all, logvar = model.posterior(torch.from_numpy(images))
         total = gaussian_kl_standard_normal(mu_all.double(), logvar.double()).mean()
     assert kl.shape == (4,) and kl.sum() == pytest.approx(float(total), rel=1e-4)  # float32 sums per dimension
+
+
+def test_traversal_plot_leaves_the_callers_matplotlib_alone(tmp_path):
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    torch.manual_seed(0)
+    model = beta_vae.Model(beta_vae.PRESETS["smoke"], (1, 64, 64)).eval()
+    images = (torch.rand(8, 1, 64, 64) > 0.9).to(torch.uint8).numpy() * 255
+    info = save_traversals(model, images, tmp_path / "t.png", image_index=2)
+    assert matplotlib.get_backend() == backend  # no backend switch, no pyplot figure left open
+    assert "matplotlib.pyplot" not in sys.modules or not sys.modules["matplotlib.pyplot"].get_fignums()
+    assert info["image_index"] == 2 and len(info["kl_per_dim_nats"]) == 4
+    with Image.open(tmp_path / "t.png") as image:
+        assert image.format == "PNG" and image.height > 4 * 64 and image.width > len(VALUES) * 64
