@@ -178,8 +178,8 @@ _DSPRITES_QUICK_EVAL = dataclasses.replace(_DSPRITES_EVAL, disentanglement=Disen
 _DSPRITES_SMOKE = dict(steps=40, batch_size=32, lr=3e-3, train_split="subset", evaluation=_DSPRITES_SMOKE_EVAL,
                        checkpoint_every=10, log_every=5, eval_loss_every=20)
 # Quick: the half-width `small` preset at lr 5e-4 (the paper's 1e-4 moves too little in a few thousand steps).
-# Measured on an idle 2-core CPU: beta-VAE 28.6 steps/s of 64, FactorVAE 17.4 steps/s of 2 x 64, so about 7
-# minutes of training each.
+# Training time on an idle 2-core CPU, `compute.train_seconds` of the three seeds on leaderboards/dsprites-quick:
+# beta-VAE 374-406 s for 12,000 steps of 64, FactorVAE 427-543 s for 8,000 steps of 2 x 64.
 _DSPRITES_QUICK = dict(batch_size=64, lr=5e-4, evaluation=_DSPRITES_QUICK_EVAL, checkpoint_every=500, log_every=50,
                        eval_loss_every=500)
 _QUICK_STEPS = {"beta-vae": 12_000, "factor-vae": 8_000}
