@@ -242,7 +242,7 @@ def score(samples, ref, metric_list, extractor, weights, num_samples, batch_size
     """
     from genbench import results
     from genbench import score as scoring
-    from genbench.runner import resolve_device
+    from genbench.device import resolve_device
 
     settings = scoring.ScoreSettings(
         metrics=tuple(m.strip() for m in metric_list.split(",") if m.strip()), extractor=extractor,
@@ -273,7 +273,7 @@ def stats(ref, extractor, weights, batch_size, device, data_root, no_progress) -
     its weights' sha256, the preprocessing and genbench's feature-pipeline version.
     """
     from genbench import reference, registry
-    from genbench.runner import resolve_device
+    from genbench.device import resolve_device
 
     spec = registry.EXTRACTORS[extractor]
     dev = str(resolve_device(device))

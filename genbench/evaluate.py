@@ -1,9 +1,15 @@
 """Evaluation of a trained run: load the saved weights into a fresh model and compute what applies.
 
-The metrics follow from the model's declared capabilities (DESIGN.md): bits/dim where `log_likelihood`
-exists (and its IWAE bound where the model takes importance samples), PSNR/SSIM where `reconstruct`
-exists, a sample grid and the sampling speed for every family. Beside them, as a reference, the exact
-bits/dim of the independent-pixel histogram model fitted on the training split.
+Evaluation is a short list of steps (STEPS). Each step names what it needs, as a test on the model's class
+and the protocol, never on a family's name: bits/dim where `log_likelihood` exists (and its IWAE bound where
+the model takes importance samples), PSNR/SSIM where `reconstruct` exists (the VAE's decoder, a GAN's latent
+projection), samples for every family, their sample quality and mode coverage where the protocol names an
+extractor, the curve over training where the protocol keeps snapshots, disentanglement where the dataset has
+ground-truth factors, traversals where the model encodes and decodes. A new capability adds a step. The same
+tests tell `expected_metrics`, which a leaderboard checks submissions against, what a protocol writes.
+
+Beside the metrics, as a reference, the exact bits/dim of the independent-pixel histogram model fitted on the
+training split.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import numpy as np
@@ -21,66 +28,95 @@ from tqdm.auto import tqdm
 
 from genbench import GenbenchError, GenbenchWarning, results
 from genbench.data import ImageData
+from genbench.device import device_description, synchronize
 from genbench.files import atomic_write, load_state, sha256_file
 from genbench.metrics.likelihood import bits_per_dim, independent_pixel_bpd
 from genbench.metrics.reconstruction import SSIM_MIN_SIZE, SSIM_SETTINGS, reconstruction_metrics
 from genbench.protocols import Protocol
+from genbench.registry import MODELS, build_model
 from genbench.rundir import RunDir
-from genbench.runner import build_model, device_description
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class Context:
+    """What the steps share: the run, the loaded model, the scored images, and what earlier steps made."""
+
+    rd: RunDir
+    protocol: Protocol
+    model: torch.nn.Module
+    train: ImageData
+    held_out: ImageData
+    images: np.ndarray  # the evaluation split's scored images, uint8 (N, C, H, W)
+    device: torch.device
+    progress: bool
+    echo: Echo
+    seed: int  # the run's seed (a fresh model for a snapshot is built with it)
+    metrics: dict[str, dict] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # result sections beside `metrics` (disentanglement, snapshots, ...)
+    files: dict[str, str] = field(default_factory=dict)
+    samples: np.ndarray | None = None  # the evaluation samples, uint8 (num_samples, C, H, W)
+    sample_ips: float | None = None
+    _extractor: tuple | None = None
+    _reference: object | None = None
+
+    @property
+    def ev(self):
+        return self.protocol.evaluation
+
+    @property
+    def split(self) -> str:
+        return f"{self.held_out.dataset}:{self.held_out.split}"
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A generator seeded from the evaluation seed: each step draws from its own, so none moves another."""
+        return torch.Generator(self.device).manual_seed(self.ev.seed + offset)
+
+    def extractor(self):
+        """(spec, module) of the protocol's extractor, loaded once."""
+        if self._extractor is None:
+            from genbench import registry
+
+            spec = registry.EXTRACTORS[self.ev.extractor]
+            self._extractor = (spec, spec.load(device=self.device))
+        return self._extractor
+
+    def reference(self):
+        """The reference split's features through the extractor (cached on disk by genbench.reference)."""
+        if self._reference is None:
+            from genbench import reference
+
+            spec, module = self.extractor()
+            self._reference = reference.resolve(f"{self.protocol.dataset}:{self.ev.reference_split}",
+                                                extractor=spec, module=module, batch_size=self.ev.batch_size,
+                                                device=self.device, progress=self.progress)
+        return self._reference
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    applies: Callable[[type, Protocol], bool]  # on the model's class and the protocol: nothing is built
+    run: Callable[[Context], None]
+    writes: Callable[[type, Protocol], list[str]] = lambda model_class, protocol: []  # metric names
 
 
 def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: ImageData, device: torch.device,
-                 progress: bool = True, echo: Callable[[str], None] = print) -> dict:
+                 progress: bool = True, echo: Echo = print) -> dict:
     info = rd.info()
     t0 = time.perf_counter()
     ev = protocol.evaluation
     images = _evaluation_images(held_out, ev.num_images, ev.subset_seed)
-    split = f"{held_out.dataset}:{held_out.split}"
-
-    model = build_model(protocol, tuple(images.shape[1:]), info["seed"]).to(device)
-    model.load_state_dict(load_state(rd.weights, map_location=device))
-    model.eval()
-    g = lambda offset=0: torch.Generator(device).manual_seed(ev.seed + offset)  # noqa: E731
-
-    metrics: dict[str, dict] = {}
-    if hasattr(model, "log_likelihood"):
-        estimator = "elbo" if model.likelihood == "bound" else "exact"
-        nll = _negative_log_likelihoods(model, images, ev.batch_size, device, g(), progress, "bits/dim", k=1)
-        metrics["bpd"] = _bpd_metric(nll, images, split=split, estimator=estimator)
-        if getattr(model, "importance_sampling", False) and ev.iwae_k > 1 and ev.iwae_images > 0:
-            subset = images[: ev.iwae_images]
-            nll_k = _negative_log_likelihoods(model, subset, max(1, ev.batch_size // 10), device, g(1), progress,
-                                     f"IWAE k={ev.iwae_k}", k=ev.iwae_k)
-            metrics["bpd_iwae"] = _bpd_metric(nll_k, subset, split=split, estimator="iwae", k=ev.iwae_k)
-            metrics["bpd_iwae"]["elbo_same_images"] = float(bits_per_dim(nll[: len(subset)].mean(),
-                                                                         _dims(subset)))
-    if hasattr(model, "reconstruct"):
-        recon = np.concatenate([model.reconstruct(x).cpu().numpy()
-                                for x in _batches(images, ev.batch_size, device, progress, "reconstruct")])
-        summaries = reconstruction_metrics(real=images, fake=recon)
-        metrics["psnr"] = results.metric(summaries["psnr"].pop("mean"), higher_is_better=True, split=split,
-                                         unit="dB", data_range=255, **summaries["psnr"])
-        ssim = summaries.get("ssim", {"mean": None, "error": f"{images.shape[2]}x{images.shape[3]} images are "
-                                      f"smaller than the {SSIM_MIN_SIZE}x{SSIM_MIN_SIZE} SSIM window"})
-        metrics["ssim"] = results.metric(ssim.pop("mean"), higher_is_better=True, split=split,
-                                         settings={**SSIM_SETTINGS, "data_range": 255}, **ssim)
-
-    samples, sample_ips = _samples(model, rd, ev, device, g(2))
-    if ev.extractor:
-        metrics.update(_sample_quality(samples, protocol, device=device, progress=progress))
-    extra: dict = {}
-    if ev.disentanglement is not None:
-        scores, extra["disentanglement"] = _disentanglement(model, train, ev.disentanglement, device, progress)
-        metrics.update(scores)
-    files = {"weights": rd.weights.name, "samples": rd.samples_png.name, "train_log": "train_log.jsonl"}
-    if all(hasattr(model, name) for name in ("posterior", "encode", "decode")):
-        from genbench.traversals import save_traversals
-
-        extra["traversals"] = save_traversals(model, images, rd.traversals_png)
-        files["traversals"] = rd.traversals_png.name
+    model = _load(protocol, rd.weights, tuple(images.shape[1:]), info["seed"], device)
+    ctx = Context(rd, protocol, model, train, held_out, images, device, progress, echo, info["seed"],
+                  files={"weights": rd.weights.name, "samples": rd.samples_png.name, "train_log": "train_log.jsonl"})
+    for step in STEPS:
+        if step.applies(type(model), protocol):
+            step.run(ctx)
     references = {"independent_pixel_bpd": results.metric(
         independent_pixel_bpd(train=train.images, test=images), higher_is_better=False, n=len(images),
-        split=split, fitted_on=f"{train.dataset}:{train.split}", alpha=1.0, unit="bits/dim")}
+        split=ctx.split, fitted_on=f"{train.dataset}:{train.split}", alpha=1.0, unit="bits/dim")}
 
     result = {
         "schema": results.SCHEMA,
@@ -93,60 +129,72 @@ def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
         "seed": info["seed"],
         "protocol": {"name": protocol.name, "version": protocol.version, "hash": protocol.hash,
                      "tier": protocol.tier},
-        "metrics": metrics,
+        "metrics": ctx.metrics,
         "references": references,
-        **extra,
+        **ctx.extra,
         "compute": {
             "parameters": sum(p.numel() for p in model.parameters()),
             "train_seconds": _train_seconds(rd),
             "eval_seconds": time.perf_counter() - t0,
             "device": device_description(device),
-            "sample_images_per_s": sample_ips,
+            "sample_images_per_s": ctx.sample_ips,
             "steps": protocol.steps,
             "batch_size": protocol.batch_size,
         },
         "provenance": results.provenance(
             data_hash={train.split: train.content_hash, held_out.split: held_out.content_hash},
             checkpoint_sha256=sha256_file(rd.weights)),
-        "files": files,
+        "files": ctx.files,
     }
     results.write(rd.path, result)
     echo(f"Result written to {rd.result}.")
     return result
 
 
-def _evaluation_images(data: ImageData, num_images: int | None, subset_seed: int | None) -> np.ndarray:
-    """The images of the evaluation split that get scored: the first `num_images`, or with `subset_seed` a
-    uniform sample of `num_images` drawn without replacement by RandomState(subset_seed), in index order
-    (dSprites' only split is ordered by factor, so its first images are all one shape)."""
-    n = min(num_images or len(data), len(data))
-    if subset_seed is None or n == len(data):
-        return data.images[:n]
-    index = np.sort(np.random.RandomState(subset_seed).choice(len(data), n, replace=False))
-    return np.asarray(data.images[index])
+def expected_metrics(protocol: Protocol) -> list[str]:
+    """The metric names evaluating a run of `protocol` writes, from the same tests that choose the steps."""
+    model_class = MODELS[protocol.model].module.Model
+    return [name for step in STEPS if step.applies(model_class, protocol)
+            for name in step.writes(model_class, protocol)]
 
 
-def _disentanglement(model, data: ImageData, settings, device, progress: bool) -> tuple[dict, dict]:
-    """Every disentanglement score of the model's encoder mean (the representation disentanglement_lib
-    scores) on the dataset's ground-truth factors; returns (metric records, how they were made)."""
-    from genbench.data import dsprites
-    from genbench.metrics import disentanglement as dis
+def _load(protocol: Protocol, weights, image_shape, seed: int, device: torch.device) -> torch.nn.Module:
+    model = build_model(protocol, image_shape, seed).to(device)
+    model.load_state_dict(load_state(weights, map_location=device))
+    return model.eval()
 
-    if data.dataset != "dsprites":
-        raise GenbenchError(f"disentanglement scores need a dataset with ground-truth factors (dsprites); the "
-                            f"protocol's evaluation names them for {data.dataset!r}.")
-    full = len(data) == dsprites.NUM_IMAGES  # the train split: its own images; otherwise rendered exactly
-    truth = dsprites.DSpritesFactors(data.images if full else None)
 
-    @torch.no_grad()
-    def represent(observations: np.ndarray) -> np.ndarray:
-        return model.encode(torch.from_numpy(np.ascontiguousarray(observations)).to(device)).cpu().numpy()
+# ---------------------------------------------------------------------------------------------------------
+# Likelihood: bits/dim, and the IWAE bound where the model takes importance samples
 
-    scores = dis.evaluate(truth, represent, settings, progress=progress)
-    how = {"version": dis.VERSION, "settings": dis.settings_dict(settings), "representation": "encoder mean",
-           "ground_truth": {"factors": list(truth.factor_names), "sizes": list(truth.factor_sizes),
-                            "observations": data.source if full else f"procedural: {dsprites.GENERATOR}"}}
-    return scores, how
+def _has_likelihood(model_class, protocol) -> bool:
+    return hasattr(model_class, "log_likelihood")
+
+
+def _takes_iwae(model_class, protocol) -> bool:
+    ev = protocol.evaluation
+    return getattr(model_class, "importance_sampling", False) and ev.iwae_k > 1 and ev.iwae_images > 0
+
+
+def _likelihood(ctx: Context) -> None:
+    ev, model, images = ctx.ev, ctx.model, ctx.images
+    estimator = "elbo" if model.likelihood == "bound" else "exact"
+    nll = _negative_log_likelihoods(ctx, images, ev.batch_size, ctx.generator(), "bits/dim", k=1)
+    ctx.metrics["bpd"] = _bpd_metric(nll, images, split=ctx.split, estimator=estimator)
+    if _takes_iwae(type(model), ctx.protocol):
+        subset = images[: ev.iwae_images]
+        nll_k = _negative_log_likelihoods(ctx, subset, max(1, ev.batch_size // 10), ctx.generator(1),
+                                          f"IWAE k={ev.iwae_k}", k=ev.iwae_k)
+        ctx.metrics["bpd_iwae"] = _bpd_metric(nll_k, subset, split=ctx.split, estimator="iwae", k=ev.iwae_k)
+        ctx.metrics["bpd_iwae"]["elbo_same_images"] = float(bits_per_dim(nll[: len(subset)].mean(), _dims(subset)))
+
+
+@torch.no_grad()
+def _negative_log_likelihoods(ctx: Context, images, batch_size, generator, desc, *, k: int) -> torch.Tensor:
+    """Negative log-likelihood (or its bound) in nats per image, float64."""
+    parts = [ctx.model.log_likelihood(x, k=k, generator=generator).double().cpu()
+             for x in _batches(images, batch_size, ctx.device, ctx.progress, desc)]
+    return -torch.cat(parts)
 
 
 def _dims(images: np.ndarray) -> int:
@@ -167,55 +215,197 @@ def _bpd_metric(nll: torch.Tensor, images: np.ndarray, *, split: str, estimator:
                           std_error=float(bpd.std() / len(bpd) ** 0.5) if len(bpd) > 1 else None, **details)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Reconstruction: PSNR and SSIM of held-out images (decoder, or latent projection)
+
+def _reconstruction(ctx: Context) -> None:
+    ev = ctx.ev
+    images = ctx.images[: ev.reconstruct_images] if ev.reconstruct_images else ctx.images
+    recon = np.concatenate([ctx.model.reconstruct(x).cpu().numpy()
+                            for x in _batches(images, ev.batch_size, ctx.device, ctx.progress, "reconstruct")])
+    how = {"method": getattr(ctx.model, "reconstruction", "decode(encode(x))")}
+    summaries = reconstruction_metrics(real=images, fake=recon)
+    ctx.metrics["psnr"] = results.metric(summaries["psnr"].pop("mean"), higher_is_better=True, split=ctx.split,
+                                         unit="dB", data_range=255, **how, **summaries["psnr"])
+    ssim = summaries.get("ssim", {"mean": None, "error": f"{images.shape[2]}x{images.shape[3]} images are "
+                                  f"smaller than the {SSIM_MIN_SIZE}x{SSIM_MIN_SIZE} SSIM window"})
+    ctx.metrics["ssim"] = results.metric(ssim.pop("mean"), higher_is_better=True, split=ctx.split,
+                                         settings={**SSIM_SETTINGS, "data_range": 255}, **how, **ssim)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Samples, their quality against the reference split, and their mode coverage
+
 @torch.no_grad()
-def _negative_log_likelihoods(model, images, batch_size, device, generator, progress, desc, *,
-                              k: int) -> torch.Tensor:
-    """Negative log-likelihood (or its bound) in nats per image, float64."""
-    parts = [model.log_likelihood(x, k=k, generator=generator).double().cpu()
-             for x in _batches(images, batch_size, device, progress, desc)]
-    return -torch.cat(parts)
+def _draw(model, n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    parts, left = [], n
+    while left > 0:
+        parts.append(model.sample(min(left, batch_size), generator=generator).cpu())
+        left -= len(parts[-1])
+    return torch.cat(parts)  # (n, C, H, W) uint8
+
+
+def _samples(ctx: Context) -> None:
+    """Draw the evaluation samples, time them, save them and a grid."""
+    ev, model, device = ctx.ev, ctx.model, ctx.device
+    with torch.no_grad():
+        model.sample(min(ev.num_samples, 4), generator=torch.Generator(device).manual_seed(0))  # warm-up
+    synchronize(device)
+    t0 = time.perf_counter()
+    samples = _draw(model, ev.num_samples, ev.batch_size, ctx.generator(2))
+    synchronize(device)
+    ctx.sample_ips = ev.num_samples / (time.perf_counter() - t0)
+    atomic_write(ctx.rd.samples_npz, lambda f: np.savez_compressed(f, images=samples.numpy()))
+    grid = make_grid(samples[:64], nrow=8, padding=2, pad_value=255)  # (3, H', W') uint8, gray repeated
+    image = Image.fromarray(grid.permute(1, 2, 0).numpy())
+    atomic_write(ctx.rd.samples_png, lambda f: image.save(f, format="PNG"))
+    ctx.samples = samples.numpy()
+
+
+def _fidelity(ctx: Context, samples: np.ndarray, metrics: tuple[str, ...]) -> dict[str, dict]:
+    """Fidelity metrics of `samples` against the reference split, exactly as `genbench score` computes them."""
+    from genbench.metrics.features import extract
+    from genbench.score import ScoreSettings, compare
+
+    spec, module = ctx.extractor()
+    ref = ctx.reference()
+    out = extract(module, samples, batch_size=ctx.ev.batch_size, device=ctx.device, progress=ctx.progress)
+    settings = ScoreSettings(metrics=metrics, extractor=spec.name, seed=ctx.ev.seed)
+    return compare(out, ref, spec=spec, module=module, settings=settings)
+
+
+def _sample_quality(ctx: Context) -> None:
+    ctx.metrics.update(_fidelity(ctx, ctx.samples, ctx.ev.fidelity_metrics))
+
+
+def _fidelity_names(model_class, protocol) -> list[str]:
+    from genbench.score import GROUP_METRICS, metric_name
+
+    ev = protocol.evaluation
+    return [metric_name(m, ev.extractor) for group in ev.fidelity_metrics for m in GROUP_METRICS[group]]
+
+
+def _mode_coverage(ctx: Context) -> None:
+    """Classes the samples cover and the KL from the training split's class distribution; on stacked data,
+    the 1,000 modes of per-channel classes against the uniform distribution of the construction (as VEEGAN
+    and PacGAN report)."""
+    from genbench.metrics import modes
+
+    spec, module = ctx.extractor()
+    stacked = ctx.ev.modes == "stacked"
+    ctx.metrics.update(modes.evaluate_modes(module, ctx.samples, extractor=spec.name, stacked=stacked,
+                                            dataset_classes=spec.num_classes,
+                                            reference=None if stacked else ctx.train,
+                                            batch_size=ctx.ev.batch_size, device=ctx.device))
+
+
+def _mode_names(model_class, protocol) -> list[str]:
+    from genbench.metrics import modes
+
+    return modes.metric_names(protocol.evaluation.modes, protocol.evaluation.extractor)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sample quality over training, from the snapshots kept during training (never computed inside training)
+
+def _snapshots(ctx: Context) -> None:
+    """Score each snapshot's samples (`snapshot_samples` of them, drawn with the same generator seed as the
+    evaluation samples) with the protocol's first fidelity metric group; the final weights close the curve."""
+    ev, rd = ctx.ev, ctx.rd
+    steps = rd.snapshot_steps()
+    if not steps:
+        raise GenbenchError(f"{ctx.protocol.ref} keeps a snapshot every {ctx.protocol.snapshot_every} steps, but "
+                            f"{rd.snapshots} holds none: the run was trained by another genbench or its "
+                            "snapshots were removed. Train it again with --force.")
+    group = ev.fidelity_metrics[0]
+    points = []
+    for step in tqdm(steps, desc="snapshots", disable=None if ctx.progress else True, leave=False):
+        model = _load(ctx.protocol, rd.snapshot(step), ctx.images.shape[1:], ctx.seed, ctx.device)
+        samples = _draw(model, ev.snapshot_samples, ev.batch_size, ctx.generator(2)).numpy()
+        scores = _fidelity(ctx, samples, (group,))
+        points.append({"step": step, **{name: rec["value"] for name, rec in scores.items()}})
+    ctx.extra["snapshots"] = {"every": ctx.protocol.snapshot_every, "n": ev.snapshot_samples,
+                              "metrics": [name for name in scores], "reference": f"{ctx.protocol.dataset}:"
+                              f"{ev.reference_split}", "extractor": ev.extractor, "curve": points}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Disentanglement and traversals
+
+def _disentanglement(ctx: Context) -> None:
+    """Every disentanglement score of the model's encoder mean (the representation disentanglement_lib
+    scores) on the dataset's ground-truth factors."""
+    from genbench.data import dsprites
+    from genbench.metrics import disentanglement as dis
+
+    data, model, device = ctx.train, ctx.model, ctx.device
+    if data.dataset != "dsprites":
+        raise GenbenchError(f"disentanglement scores need a dataset with ground-truth factors (dsprites); the "
+                            f"protocol's evaluation names them for {data.dataset!r}.")
+    full = len(data) == dsprites.NUM_IMAGES  # the train split: its own images; otherwise rendered exactly
+    truth = dsprites.DSpritesFactors(data.images if full else None)
+
+    @torch.no_grad()
+    def represent(observations: np.ndarray) -> np.ndarray:
+        return model.encode(torch.from_numpy(np.ascontiguousarray(observations)).to(device)).cpu().numpy()
+
+    settings = ctx.ev.disentanglement
+    ctx.metrics.update(dis.evaluate(truth, represent, settings, progress=ctx.progress))
+    ctx.extra["disentanglement"] = {
+        "version": dis.VERSION, "settings": dis.settings_dict(settings), "representation": "encoder mean",
+        "ground_truth": {"factors": list(truth.factor_names), "sizes": list(truth.factor_sizes),
+                         "observations": data.source if full else f"procedural: {dsprites.GENERATOR}"}}
+
+
+def _disentanglement_names(model_class, protocol) -> list[str]:
+    from genbench.metrics.disentanglement import FIXED_SAMPLE_SCORES, MODEL_SCORES
+
+    return [*FIXED_SAMPLE_SCORES, *MODEL_SCORES]
+
+
+def _traversals(ctx: Context) -> None:
+    from genbench.traversals import save_traversals
+
+    ctx.extra["traversals"] = save_traversals(ctx.model, ctx.images, ctx.rd.traversals_png)
+    ctx.files["traversals"] = ctx.rd.traversals_png.name
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+STEPS: tuple[Step, ...] = (
+    Step("likelihood", _has_likelihood, _likelihood,
+         lambda m, p: ["bpd", *(["bpd_iwae"] if _takes_iwae(m, p) else [])]),
+    Step("reconstruction", lambda m, p: hasattr(m, "reconstruct"), _reconstruction, lambda m, p: ["psnr", "ssim"]),
+    Step("samples", lambda m, p: True, _samples),
+    Step("sample quality", lambda m, p: bool(p.evaluation.extractor and p.evaluation.fidelity_metrics),
+         _sample_quality, _fidelity_names),
+    Step("mode coverage", lambda m, p: bool(p.evaluation.extractor and p.evaluation.modes), _mode_coverage,
+         _mode_names),
+    Step("snapshots", lambda m, p: bool(p.snapshot_every and p.evaluation.extractor and p.evaluation.fidelity_metrics),
+         _snapshots),
+    Step("disentanglement", lambda m, p: p.evaluation.disentanglement is not None, _disentanglement,
+         _disentanglement_names),
+    Step("traversals", lambda m, p: all(hasattr(m, name) for name in ("posterior", "encode", "decode")),
+         _traversals),
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+def _evaluation_images(data: ImageData, num_images: int | None, subset_seed: int | None) -> np.ndarray:
+    """The images of the evaluation split that get scored: the first `num_images`, or with `subset_seed` a
+    uniform sample of `num_images` drawn without replacement by RandomState(subset_seed), in index order
+    (dSprites' only split is ordered by factor, so its first images are all one shape)."""
+    n = min(num_images or len(data), len(data))
+    if subset_seed is None or n == len(data):
+        return data.images[:n]
+    index = np.sort(np.random.RandomState(subset_seed).choice(len(data), n, replace=False))
+    return np.asarray(data.images[index])
 
 
 def _batches(images: np.ndarray, batch_size: int, device, progress: bool, desc: str) -> Iterator[torch.Tensor]:
     for i in tqdm(range(0, len(images), batch_size), desc=desc, disable=None if progress else True, leave=False):
         yield torch.from_numpy(np.array(images[i:i + batch_size])).to(device)
-
-
-def _sample_quality(samples: np.ndarray, protocol: Protocol, *, device, progress: bool) -> dict[str, dict]:
-    """FID, KID, IS, precision/recall of the samples against the reference split, as `genbench score` does."""
-    from genbench import reference, registry
-    from genbench.metrics.features import extract
-    from genbench.score import ScoreSettings, compare
-
-    ev = protocol.evaluation
-    spec = registry.EXTRACTORS[ev.extractor]
-    module = spec.load(device=device)
-    ref = reference.resolve(f"{protocol.dataset}:{ev.reference_split}", extractor=spec, module=module,
-                            batch_size=ev.batch_size, device=device, progress=progress)
-    out = extract(module, samples, batch_size=ev.batch_size, device=device, progress=progress)
-    settings = ScoreSettings(metrics=ev.fidelity_metrics, extractor=spec.name, seed=ev.seed)
-    return compare(out, ref, spec=spec, module=module, settings=settings)
-
-
-@torch.no_grad()
-def _samples(model, rd: RunDir, ev, device: torch.device, generator: torch.Generator) -> tuple[np.ndarray, float]:
-    """Draw the evaluation samples, save them and a grid; return them and the sampling speed in images/s."""
-    model.sample(min(ev.num_samples, 4), generator=torch.Generator(device).manual_seed(0))  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0, parts, left = time.perf_counter(), [], ev.num_samples
-    while left > 0:
-        parts.append(model.sample(min(left, ev.batch_size), generator=generator).cpu())
-        left -= len(parts[-1])
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    ips = ev.num_samples / (time.perf_counter() - t0)
-    samples = torch.cat(parts)  # (n, C, H, W) uint8
-    atomic_write(rd.samples_npz, lambda f: np.savez_compressed(f, images=samples.numpy()))
-    grid = make_grid(samples[:64], nrow=8, padding=2, pad_value=255)  # (3, H', W') uint8, gray repeated
-    image = Image.fromarray(grid.permute(1, 2, 0).numpy())
-    atomic_write(rd.samples_png, lambda f: image.save(f, format="PNG"))
-    return samples.numpy(), ips
 
 
 def _train_seconds(rd: RunDir) -> float | None:

@@ -56,18 +56,21 @@ class Registry(Generic[T]):
 
 @dataclass(frozen=True)
 class ModelFamily:
-    """A baseline family: a module with DESCRIPTION, Config, PRESETS and Model (see DESIGN.md)."""
+    """A baseline family: a module with DESCRIPTION, Config, PRESETS and Model (see DESIGN.md). A module that
+    holds several published models as configurations of one Model (baselines/gan.py) names the one meant by
+    `variant`, and keeps their descriptions and presets in DESCRIPTIONS[variant] and VARIANTS[variant]."""
 
     name: str
     module: ModuleType
+    variant: str | None = None
 
     @property
     def description(self) -> str:
-        return self.module.DESCRIPTION
+        return self.module.DESCRIPTION if self.variant is None else self.module.DESCRIPTIONS[self.variant]
 
     @property
     def presets(self) -> dict:
-        return self.module.PRESETS
+        return self.module.PRESETS if self.variant is None else self.module.VARIANTS[self.variant]
 
     def build(self, config, image_shape: tuple[int, int, int]):
         return self.module.Model(config, image_shape)
@@ -96,6 +99,14 @@ DATASETS: Registry = Registry("dataset")
 METRICS: Registry[MetricInfo] = Registry("metric")
 PROTOCOLS: Registry = Registry("protocol")
 EXTRACTORS: Registry = Registry("extractor")  # name -> genbench.metrics.features.ExtractorSpec
+
+
+def build_model(protocol, image_shape: tuple[int, int, int], seed: int):
+    """A fresh model of the protocol's family and configuration; its initial weights are a function of `seed`."""
+    import torch
+
+    torch.manual_seed(seed)
+    return MODELS[protocol.model].build(protocol.model_config, image_shape)
 
 
 def dataset(name: str):

@@ -6,6 +6,8 @@
     train_log.jsonl     training loss, images/s;  eval_log.jsonl  held-out loss (plus TensorBoard events
                         under tb/ when tensorboard is installed)
     samples.png/.npz    sample grid and the evaluation samples (uint8)
+    snapshots/          step-NNNNNNN.pt: the evaluated weights every `snapshot_every` steps (where the protocol
+                        keeps them), scored after training for the curve of sample quality over training
     result.json         the result; its presence means the run is finished
 
 A directory holding a run is never overwritten without --force, and --force removes only these files.
@@ -38,6 +40,7 @@ class RunDir:
         self.samples_npz = self.path / "samples.npz"
         self.traversals_png = self.path / "traversals.png"
         self.result = self.path / "result.json"
+        self.snapshots = self.path / "snapshots"
         self.logs = Logs(self.path)
 
     # -- state -------------------------------------------------------------------------------------------
@@ -98,6 +101,16 @@ class RunDir:
         for name in RUN_FILES:
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.path / "tb", ignore_errors=True)
+        shutil.rmtree(self.snapshots, ignore_errors=True)
+
+    def snapshot(self, step: int) -> Path:
+        return self.snapshots / f"step-{step:07d}.pt"
+
+    def snapshot_steps(self) -> list[int]:
+        """Steps of the snapshots on disk, in order."""
+        if not self.snapshots.is_dir():
+            return []
+        return sorted(int(p.stem[len("step-"):]) for p in self.snapshots.glob("step-*.pt"))
 
 
 class Logs:

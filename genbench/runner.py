@@ -1,8 +1,10 @@
 """The generic run: one loop for every family, then evaluation of the saved weights.
 
 The family owns its training step (`Model.train_step`); this module owns everything around it: seeding,
-device, data order, EMA, progress, the wall-clock budget, atomic checkpoints, logs and the final
-evaluation. Evaluation is never inside training: training ends by writing `model.pt`, and `evaluate`
+device, data order, learning-rate schedule, EMA, progress, the wall-clock budget, atomic checkpoints,
+snapshots, logs, stopping on a non-finite loss, and the final evaluation. A family whose step consumes
+several batches (a critic's n_critic updates, FactorVAE's two halves) declares `batches_per_step`; the step
+then gets that many consecutive batches of the data order in one tensor. Evaluation is never inside training: training ends by writing `model.pt`, and `evaluate`
 loads that file into a fresh model.
 
 Exact resume: the data order is a pure function of (seed, epoch), and a checkpoint holds the model, the
@@ -12,6 +14,7 @@ included) and continued with `--resume` reaches bit-identical weights and metric
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -23,9 +26,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from genbench import GenbenchError, registry
+from genbench import GenbenchError, evaluate, registry
+from genbench.device import device_description, resolve_device, synchronize
 from genbench.files import load_state, save_state, write_json
+from genbench.optim import set_learning_rates
 from genbench.protocols import Protocol
+from genbench.registry import build_model
 from genbench.rundir import RunDir
 
 Echo = Callable[[str], None]
@@ -44,24 +50,8 @@ class RunOptions:
     download: bool = True
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GenbenchError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu.")
-    return torch.device(name)
-
-
-def device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
 def run(protocol: Protocol, opts: RunOptions, echo: Echo = print) -> dict | None:
     """Train under `protocol`, evaluate the saved weights, write result.json. None if stopped early."""
-    from genbench import evaluate  # evaluation imports metric code the loop itself never needs
-
     rd = RunDir(opts.out)
     rd.prepare(protocol, seed=opts.seed, resume=opts.resume, force=opts.force, echo=echo)
     device = resolve_device(opts.device)
@@ -116,11 +106,6 @@ class DataOrder:
         return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
 
 
-def build_model(protocol: Protocol, image_shape: tuple[int, int, int], seed: int) -> torch.nn.Module:
-    torch.manual_seed(seed)  # the initial weights are a function of the seed
-    return registry.MODELS[protocol.model].build(protocol.model_config, image_shape)
-
-
 def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarray, *, device: torch.device,
           seed: int, max_minutes: float | None = None, progress: bool = True, echo: Echo = print) -> bool:
     """Train (or continue training) and write the final weights. False if stopped before the last step."""
@@ -129,7 +114,9 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
     model = build_model(protocol, tuple(x_all.shape[1:]), seed).to(device)
     optimizers = model.configure_optimizers(protocol.optimizer)
     ema = EMA(model, protocol.ema) if protocol.ema else None
+    k = getattr(model, "batches_per_step", 1)  # consecutive batches of the data order per step
     order = DataOrder(len(x_all), protocol.batch_size, seed)
+    images_per_step = k * protocol.batch_size
     step, train_seconds = 0, 0.0
 
     if rd.checkpoint.exists():
@@ -156,6 +143,10 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
         })
         write_json(rd.checkpoint_info, {"step": step, "steps": protocol.steps, "train_seconds": train_seconds})
 
+    def evaluated_weights() -> dict:
+        weights = ema.weights(model) if ema else model.state_dict()
+        return {name: v.detach().cpu() for name, v in weights.items()}
+
     stop = _StopRequest()
     deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
     kill_at = int(os.environ.get("GENBENCH_FAULT_KILL_AT_STEP", -1))  # fault injection for the resume tests
@@ -166,12 +157,14 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
     with stop:
         while step < protocol.steps:
             t0 = time.perf_counter()
-            x = x_all[order(step)].to(device, non_blocking=True)
+            index = order(step) if k == 1 else torch.cat([order(step * k + i) for i in range(k)])
+            x = x_all[index].to(device, non_blocking=True)
+            set_learning_rates(optimizers.values(), protocol.optimizer.schedule, step, protocol.steps)
             stats = model.train_step(x, optimizers)
+            _stop_if_diverged(stats, step + 1, rd, bar)
             if ema:
                 ema.update(model)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            synchronize(device)
             train_seconds += time.perf_counter() - t0
             step += 1
             bar.update(1)
@@ -179,16 +172,18 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
             if step - start_step == 10 and step < protocol.steps:
                 per_step = (time.perf_counter() - t_start) / 10
                 bar.write(f"Estimated training time: {_duration(per_step * (protocol.steps - step))} more "
-                          f"({protocol.batch_size / per_step:.0f} images/s over the last 10 steps on "
+                          f"({images_per_step / per_step:.0f} images/s over the last 10 steps on "
                           f"{device_description(device)}).")
             if step % protocol.log_every == 0 or step == protocol.steps:
                 now_t, (t_w, s_w) = time.perf_counter(), window
-                ips = (step - s_w) * protocol.batch_size / max(now_t - t_w, 1e-9)
+                ips = (step - s_w) * images_per_step / max(now_t - t_w, 1e-9)
                 window = (now_t, step)
                 rd.logs.write("train", {"step": step, **stats, "images_per_s": ips, "train_seconds": train_seconds})
                 bar.set_postfix(loss=f"{stats['loss']:.4g}", img_s=f"{ips:.0f}")
             if step % protocol.eval_loss_every == 0 or step == protocol.steps:
                 rd.logs.write("eval", {"step": step, **_held_out_loss(model, x_held, seed, device)})
+            if protocol.snapshot_every and step % protocol.snapshot_every == 0:
+                save_state(rd.snapshot(step), evaluated_weights())
             out_of_time = deadline is not None and time.monotonic() > deadline
             if step % protocol.checkpoint_every == 0 or step == protocol.steps or stop.requested or out_of_time:
                 checkpoint()
@@ -202,10 +197,24 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
                 return False
     bar.close()
     rd.logs.close()
-    weights = ema.weights(model) if ema else model.state_dict()
-    save_state(rd.weights, {k: v.detach().cpu() for k, v in weights.items()})
+    save_state(rd.weights, evaluated_weights())
     echo(f"Training done: {protocol.steps} steps in {_duration(train_seconds)}; weights in {rd.weights}.")
     return True
+
+
+def _stop_if_diverged(stats: dict, step: int, rd: RunDir, bar) -> None:
+    """Adversarial and MCMC training can diverge: a non-finite loss term stops the run at that step, before the
+    update reaches a checkpoint, so the last checkpoint and everything already written stay as they were."""
+    bad = {name: value for name, value in stats.items() if not math.isfinite(value)}
+    if not bad:
+        return
+    bar.close()
+    rd.logs.close()
+    terms = ", ".join(f"{name} = {value}" for name, value in stats.items())
+    raise GenbenchError(
+        f"training diverged at step {step}: non-finite {', '.join(bad)} ({terms}). The last checkpoint (step "
+        f"{rd.step()}) and the logs are intact; nothing was evaluated. A protocol's settings are fixed, so report "
+        f"this seed as diverged, or try another seed; `--resume` would repeat the same steps exactly.")
 
 
 @torch.no_grad()

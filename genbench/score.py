@@ -25,6 +25,9 @@ from genbench.samples import SampleSet, load_samples
 
 STANDARD_EXTRACTOR = "inception-v3-compat"
 METRIC_GROUPS = ("fid", "kid", "is", "prc", "dc")  # dc: density and coverage (k=5), on request
+# The metrics each group writes (before the extractor's name is added, see metric_name).
+GROUP_METRICS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "prc": ("precision", "recall"),
+                 "dc": ("density", "coverage")}
 LITERATURE_N = 50_000  # samples behind published FID/IS/KID figures
 
 

@@ -19,7 +19,7 @@ def test_every_protocol_hash_is_pinned():
     pinned = json.loads(PINNED.read_text())
     current = {p.ref: p.hash for p in BUILTIN}
     changed = [ref for ref in current if ref in pinned and pinned[ref] != current[ref]]
-    assert not changed, (f"{changed} changed without a version bump: bump `version` in genbench/protocols.py "
+    assert not changed, (f"{changed} changed without a version bump: bump `version` in its genbench/protocols/ module "
                          f"and pin the new hash in {PINNED.name}")
     assert set(current) == set(pinned), "pin new protocols / drop retired ones in protocol_hashes.json"
 
@@ -56,16 +56,24 @@ def test_hash_covers_the_model_config_but_not_the_source_note():
 def test_optional_fields_are_hashed_only_once_set():
     """Fields added after protocols were published leave existing hashes alone while unset (the pinned
     hashes above predate them), and count like any other field once a protocol sets them."""
-    from genbench.protocols import OPTIONAL_FIELDS, Evaluation
+    from genbench.optim import Optimizer, Schedule
+    from genbench.protocols import OPTIONAL_FIELDS, Evaluation, Protocol
 
     p = registry.protocol("digits/vae/smoke")
-    assert OPTIONAL_FIELDS <= {f.name for f in dataclasses.fields(Evaluation)}
-    assert all(getattr(p.evaluation, name) is None for name in OPTIONAL_FIELDS)
-    assert not OPTIONAL_FIELDS & set(p.to_dict()["evaluation"])
-    for change in (dict(subset_seed=0), dict(disentanglement=Evaluation(batch_size=7))):
-        changed = dataclasses.replace(p, evaluation=dataclasses.replace(p.evaluation, **change))
-        assert changed.hash != p.hash
-        assert set(change) <= set(changed.to_dict()["evaluation"])
+    owners = {"evaluation": Evaluation, "protocol": Protocol, "optimizer": Optimizer}
+    declared = {name: owner for owner, cls in owners.items() for name in (f.name for f in dataclasses.fields(cls))}
+    assert OPTIONAL_FIELDS <= set(declared)
+    plain = p.to_dict()
+    for name in OPTIONAL_FIELDS:
+        holder = {"evaluation": p.evaluation, "protocol": p, "optimizer": p.optimizer}[declared[name]]
+        assert getattr(holder, name) is None, name
+        assert name not in (plain if declared[name] == "protocol" else plain[declared[name]])
+    changes = [dict(evaluation=dataclasses.replace(p.evaluation, **change)) for change in (
+        dict(subset_seed=0), dict(disentanglement=Evaluation(batch_size=7)), dict(reconstruct_images=10),
+        dict(modes="classes"), dict(snapshot_samples=100))]
+    changes += [dict(snapshot_every=10), dict(optimizer=dataclasses.replace(p.optimizer, schedule=Schedule()))]
+    for change in changes:
+        assert dataclasses.replace(p, **change).hash != p.hash, change
 
 
 def test_hash_is_stable_across_processes():

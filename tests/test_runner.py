@@ -1,5 +1,6 @@
 """The generic runner: determinism, exact resume after a kill, run-directory safety, logs and results."""
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -161,3 +162,32 @@ def test_fashion_mnist_smoke_reports_sample_quality_through_the_domain_extractor
     assert fid["n"] == 200 and fid["reference"] == "fashion-mnist:test" and fid["reference_n"] == 10_000
     assert fid["extractor_sha256"].startswith("sha256:1fe06915") and fid["value"] > 0
     assert 0 <= m["precision[lenet-fashion-mnist]"]["value"] <= 1
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    """Adversarial and MCMC training diverge: the step that goes non-finite stops the run with the step and
+    the loss terms named; the last checkpoint, the logs and nothing else stay as they were."""
+    import types
+
+    from genbench.baselines import vae
+    from genbench.registry import ModelFamily
+
+    class Diverging(vae.Model):
+        def train_step(self, x, optimizers):
+            stats = super().train_step(x, optimizers)
+            self.calls = getattr(self, "calls", 0) + 1
+            return {**stats, "kl": float("nan")} if self.calls == 13 else stats
+
+    name = "diverging-vae-test"
+    if name not in registry.MODELS:
+        module = types.SimpleNamespace(Model=Diverging, PRESETS=vae.PRESETS, DESCRIPTION="test: NaN at step 13")
+        registry.MODELS.register(name, ModelFamily(name, module))
+    protocol = dataclasses.replace(SMOKE, model=name)
+    out = tmp_path / "diverged"
+    with pytest.raises(GenbenchError, match=r"diverged at step 13: non-finite kl \(loss = .*kl = nan.*checkpoint "
+                                            r"\(step 10\)"):
+        run(protocol, RunOptions(out=out, progress=False, download=False), echo=quiet)
+    assert json.loads((out / "checkpoint.json").read_text())["step"] == 10
+    assert not (out / "model.pt").exists() and not (out / "result.json").exists()
+    steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [5, 10]

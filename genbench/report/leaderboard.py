@@ -39,6 +39,7 @@ from urllib.parse import quote
 from genbench import GenbenchError, GenbenchWarning, reference, registry
 from genbench import results as results_mod
 from genbench.files import atomic_write, sha256_file
+from genbench.score import GROUP_METRICS
 from genbench.report import entries, page, tables
 
 RESULTS = "results"
@@ -50,10 +51,7 @@ MAX_SAMPLES_PIXELS = 8192 * 8192  # a samples.png larger than this is not a samp
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")  # a run_id names a folder of the board
 _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# metric groups of a protocol's evaluation (Evaluation.fidelity_metrics) -> the metrics each writes
-_FIDELITY_GROUPS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "prc": ("precision", "recall"),
-                    "dc": ("density", "coverage")}
-_FIDELITY = frozenset(m for group in _FIDELITY_GROUPS.values() for m in group)
+_FIDELITY = frozenset(m for group in GROUP_METRICS.values() for m in group)
 _NO_REFERENCE = frozenset({"is"})  # the Inception Score is computed from the samples alone
 
 
@@ -131,7 +129,9 @@ def _check_training_run(result: dict, path: Path, where: str) -> None:
                                          f"{checkpoint}: the weights are not the ones that were evaluated (replaced "
                                          "or modified after evaluation). Evaluate these weights again.")
 
-    expected = _expected_metrics(protocol)
+    from genbench.evaluate import expected_metrics  # submit checks against the protocol; build never does
+
+    expected = expected_metrics(protocol)
     missing = [m for m in expected if m not in result["metrics"]]
     if missing:
         raise SubmitError("metrics", f"{where}: metric(s) {', '.join(missing)} missing; the evaluation of "
@@ -168,31 +168,6 @@ def _current_protocol(name: str, version: int, where: str):
                                               f"knows up to {current.ref} (a newer genbench wrote the result? "
                                               "build the board with that version).")
     return current
-
-
-def _expected_metrics(protocol) -> list[str]:
-    """The metrics the protocol's evaluation writes, from the family's declared capabilities (genbench.evaluate)
-    and the evaluation settings."""
-    ev = protocol.evaluation
-    expected = []
-    if protocol.model in registry.MODELS:
-        family = registry.MODELS[protocol.model]
-        caps = family.capabilities()
-        if any(c.startswith("log_likelihood") for c in caps):
-            expected.append("bpd")
-            if getattr(family.module.Model, "importance_sampling", False) and ev.iwae_k > 1 and ev.iwae_images > 0:
-                expected.append("bpd_iwae")
-        if "reconstruct" in caps:
-            expected += ["psnr", "ssim"]
-    if ev.extractor:
-        from genbench.score import metric_name
-
-        expected += [metric_name(m, ev.extractor) for group in ev.fidelity_metrics for m in _FIDELITY_GROUPS[group]]
-    if getattr(ev, "disentanglement", None) is not None:
-        from genbench.metrics.disentanglement import FIXED_SAMPLE_SCORES, MODEL_SCORES
-
-        expected += [*FIXED_SAMPLE_SCORES, *MODEL_SCORES]
-    return expected
 
 
 def _check_submitted_samples(result: dict, where: str) -> None:

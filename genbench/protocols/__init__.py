@@ -1,0 +1,15 @@
+"""Versioned training-and-evaluation protocols, one table per family.
+
+    from genbench.protocols import BUILTIN, Protocol, Evaluation
+    registry.protocol("fashion-mnist/vae/quick")      # the current version, by name
+
+The dataclasses and their hash are in `base`; each family's protocols are a module of their own
+(`vae`, `disentanglement`, `gan`), joined here in a fixed order.
+"""
+
+from genbench.protocols import disentanglement, vae
+from genbench.protocols.base import OPTIONAL_FIELDS, TIERS, Evaluation, Protocol
+
+BUILTIN: tuple[Protocol, ...] = (*vae.PROTOCOLS, *disentanglement.PROTOCOLS)
+
+__all__ = ["BUILTIN", "OPTIONAL_FIELDS", "TIERS", "Evaluation", "Protocol"]

@@ -1,0 +1,52 @@
+"""Optimizer settings and learning-rate schedules: what the published recipes need, as hashed settings."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from genbench import registry
+from genbench.files import load_state
+from genbench.optim import OPTIMIZERS, Optimizer, Schedule, set_learning_rates
+from genbench.runner import RunOptions, run
+
+
+def test_every_optimizer_builds_the_torch_optimizer_with_the_settings():
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    built = {name: Optimizer(name, lr=0.1, betas=(0.5, 0.9)).build(params) for name in OPTIMIZERS}
+    assert isinstance(built["rmsprop"], torch.optim.RMSprop) and built["rmsprop"].defaults["alpha"] == 0.99
+    assert isinstance(built["adamax"], torch.optim.Adamax) and built["adamax"].defaults["betas"] == (0.5, 0.9)
+    assert built["sgd"].defaults["momentum"] == 0.5
+    assert all(opt.defaults["lr"] == 0.1 for opt in built.values())
+    with pytest.raises(ValueError, match="unknown optimizer 'adagrad'"):
+        Optimizer("adagrad")
+
+
+def test_schedule_factors_follow_warmup_and_linear_decay():
+    assert [Schedule().factor(s, 10) for s in (0, 5, 9)] == [1.0, 1.0, 1.0]
+    assert [Schedule(warmup=4).factor(s, 10) for s in (0, 1, 3, 4, 9)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+    # WGAN-GP's ResNet recipe: lr * (1 - step / total), the last update at 1 / total of the initial rate
+    assert [Schedule(decay="linear").factor(s, 10) for s in (0, 5, 9)] == pytest.approx([1.0, 0.5, 0.1])
+    assert Schedule(warmup=2, decay="linear").factor(0, 10) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        Schedule(decay="cosine")
+
+
+def test_set_learning_rates_scales_from_the_initial_rate_every_time():
+    opt = Optimizer("adam", lr=0.2).build([torch.nn.Parameter(torch.zeros(2))])
+    for step in (3, 7, 3):  # a pure function of the step: no drift from repeated scaling
+        set_learning_rates([opt], Schedule(decay="linear"), step, 10)
+        assert opt.param_groups[0]["lr"] == pytest.approx(0.2 * (1 - step / 10))
+    set_learning_rates([opt], None, 5, 10)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.2 * 0.7)  # no schedule: left alone
+
+
+def test_the_runner_applies_the_protocols_schedule(tmp_path):
+    smoke = registry.protocol("digits/vae/smoke")  # 40 steps
+    warm = dataclasses.replace(smoke, optimizer=dataclasses.replace(smoke.optimizer, schedule=Schedule(warmup=100)))
+    assert warm.hash != smoke.hash
+    run(warm, RunOptions(out=tmp_path / "warm", progress=False, download=False), echo=lambda *_: None)
+    state = load_state(tmp_path / "warm" / "checkpoint.pt")
+    group = state["optimizers"]["model"]["param_groups"][0]
+    assert group["initial_lr"] == smoke.optimizer.lr
+    assert group["lr"] == pytest.approx(smoke.optimizer.lr * 40 / 100)  # the rate of the 40th update
