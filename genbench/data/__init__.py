@@ -16,8 +16,9 @@ from genbench.data.digits import DIGITS
 from genbench.data.dsprites import DSPRITES
 from genbench.data.folder import folder
 from genbench.data.idx import FASHION_MNIST, MNIST
+from genbench.data.stacked import STACKED_FASHION_MNIST
 
-BUILTIN: tuple[DatasetSpec, ...] = (FASHION_MNIST, MNIST, CIFAR10, CELEBA64, DIGITS, DSPRITES)
+BUILTIN: tuple[DatasetSpec, ...] = (FASHION_MNIST, MNIST, CIFAR10, CELEBA64, DIGITS, DSPRITES, STACKED_FASHION_MNIST)
 
 __all__ = [
     "ImageData",
@@ -32,5 +33,6 @@ __all__ = [
     "CELEBA64",
     "DIGITS",
     "DSPRITES",
+    "STACKED_FASHION_MNIST",
     "BUILTIN",
 ]
