@@ -8,16 +8,20 @@ Board layout:
     BOARD_DIR/
       results/<run_id>/result.json     one submitted result, byte for byte as submitted
       results/<run_id>/samples.png     its sample grid, where one lay beside the submitted result (optional)
+      results/<run_id>/train_log.jsonl its training log, where the result names one that lay beside it (optional)
       plots/<dataset>--<metric>.png    one bar chart per table column (and .svg), written by build
       plots/<dataset>--<metric>--vs-train-time.png   the first column with training times against them
+      plots/<dataset>--<metric>--over-training.png   sample quality over training, where results have snapshots
+      plots/<dataset>--training-losses.png           the loss terms GANs log, where entries have training logs
       README.md                        the tables (Markdown), the plots, links to the sample grids
       index.html                       the same as one page: sortable table, dataset/protocol filters,
                                        provenance per entry, sample thumbnails (inlined), the plots
 
 `results/` changes only through `submit`, which validates a result against the registry (schema, protocol
-known and current, protocol hash, checksums, weights beside it, the metrics its protocol produces) and adds it
-atomically: the files are written into a temporary folder inside the board, then renamed into place, so a
-failed submit leaves the board as it was. Everything else is rendered from `results/` by `build` and replaced
+known and current, protocol hash, checksums, weights beside it, the metrics its protocol produces, its
+snapshot curve) and its training log (JSON lines, at most MAX_TRAIN_LOG_BYTES), and adds them atomically: the
+files are written into a temporary folder inside the board, then renamed into place, so a failed submit leaves
+the board as it was. Everything else is rendered from `results/` by `build` and replaced
 on each build; the same results give byte-identical README.md and index.html (no clock is read: the only
 times shown come from the results). Like every report, a board is built from result files alone and never
 imports model code.
@@ -45,6 +49,8 @@ from genbench.report import entries, page, tables
 RESULTS = "results"
 PLOTS = "plots"
 SAMPLES = "samples.png"
+TRAIN_LOG = "train_log.jsonl"
+MAX_TRAIN_LOG_BYTES = 8 << 20  # 300,000 steps logged every 100 take about 1 MiB
 PLOT_FORMATS = ("png", "svg")
 MAX_SAMPLES_PIXELS = 8192 * 8192  # a samples.png larger than this is not a sample grid
 
@@ -64,15 +70,16 @@ class SubmitError(GenbenchError):
 
 
 REASONS = ("malformed", "run_id", "unknown_protocol", "superseded", "protocol_hash", "inconsistent", "checksum",
-           "weights", "metrics", "samples", "duplicate_run_id", "duplicate_content", "io")
+           "weights", "metrics", "snapshots", "samples", "train_log", "duplicate_run_id", "duplicate_content", "io")
 
 
 # --------------------------------------------------------------------------------------------------- submit
 
 def submit(result_path: str | Path, board_dir: str | Path) -> Path:
     """Validate the result at `result_path` (a result file or a run directory) and add it to the board, with the
-    samples.png beside it if there is one. Returns the board's copy of the result file. Raises SubmitError,
-    naming the check that failed and what to do, and leaves the board unchanged."""
+    samples.png beside it if there is one, and the training log the result names (`files.train_log`) if it lies
+    beside it. Returns the board's copy of the result file. Raises SubmitError, naming the check that failed and
+    what to do, and leaves the board unchanged."""
     path = Path(result_path)
     if path.is_dir():
         path = path / results_mod.FILENAME
@@ -95,8 +102,12 @@ def submit(result_path: str | Path, board_dir: str | Path) -> Path:
     samples = samples if samples.is_file() else None
     if samples is not None:
         _check_samples_png(samples, where)
+    log = _train_log(result, path)
+    if log is not None:
+        check_train_log(log, where=where)
     _check_not_on_board(result, path, board, where)
-    return _add(board, run_id, [(path, results_mod.FILENAME), *([(samples, SAMPLES)] if samples else [])])
+    return _add(board, run_id, [(path, results_mod.FILENAME), *([(samples, SAMPLES)] if samples else []),
+                                *([(log, TRAIN_LOG)] if log else [])])
 
 
 def _check_training_run(result: dict, path: Path, where: str) -> None:
@@ -149,6 +160,40 @@ def _check_training_run(result: dict, path: Path, where: str) -> None:
             if rec.get(key) != value:
                 raise SubmitError("metrics", f"{where}: metrics.{name}.{key} is {rec.get(key)!r}, but "
                                              f"{protocol.ref} evaluates with {key} {value!r}.")
+    if "snapshots" in result:
+        _check_snapshots(result["snapshots"], protocol, where)
+
+
+def _check_snapshots(section, protocol, where: str) -> None:
+    """The `snapshots` section: {"every", "n", "metrics", "reference", "extractor", "curve": [{"step", METRIC:
+    value or null}, ...]}, made as the protocol makes it."""
+    def fail(what: str):
+        raise SubmitError("snapshots", f"{where}: {what}. Submit the result file that evaluation wrote, unedited.")
+
+    if not isinstance(section, dict):
+        fail(f"snapshots is {type(section).__name__}, not an object")
+    names, curve = section.get("metrics"), section.get("curve")
+    if not (isinstance(names, list) and names and all(isinstance(m, str) for m in names)):
+        fail(f"snapshots.metrics is {names!r}, not a list of the metric names on the curve")
+    if not isinstance(curve, list) or not curve:
+        fail("snapshots.curve is not a list of points")
+    for i, point in enumerate(curve):
+        step = point.get("step") if isinstance(point, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            fail(f"snapshots.curve[{i}] has no integer step")
+        for m in names:
+            v = point.get(m, "missing")
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                fail(f"snapshots.curve[{i}].{m} must be a number or null, found {v!r}")
+    ev = protocol.evaluation
+    want = {"every": getattr(protocol, "snapshot_every", None), "n": getattr(ev, "snapshot_samples", None),
+            "extractor": ev.extractor, "reference": f"{protocol.dataset}:{ev.reference_split}"}
+    if not want["every"]:
+        fail(f"it has a snapshots section, but {protocol.ref} keeps no snapshots")
+    for key, value in want.items():
+        if value is not None and section.get(key) != value:
+            fail(f"snapshots.{key} is {section.get(key)!r}, but {protocol.ref} scores its snapshots with "
+                 f"{key} {value!r}")
 
 
 def _current_protocol(name: str, version: int, where: str):
@@ -220,6 +265,60 @@ def _check_data_hash(data_hash, where: str, *, required: str | None) -> None:
         need = f" with {required!r} set" if required else ""
         raise SubmitError("checksum", f"{where}: provenance.data_hash is {data_hash!r}; it must record the sha256 of "
                                       f"the data (\"sha256:<64 hex digits>\", or an object of them{need}).")
+
+
+def _train_log(result: dict, path: Path) -> Path | None:
+    """The training log the result names (`files.train_log`), if it lies beside the result file."""
+    files = result.get("files") if isinstance(result.get("files"), dict) else {}
+    name = files.get("train_log")
+    if not isinstance(name, str) or not name.strip():
+        return None
+    log = path.parent / Path(name).name  # beside the result, whatever folder the name gives
+    return log if log.is_file() else None
+
+
+_WITHOUT_LOG = "Remove it to submit the result without its training curves"
+_LOG_FIX = f"{_WITHOUT_LOG}, or put back the run's own {TRAIN_LOG}."
+
+
+def check_train_log(log: Path, *, where: str = "rejected") -> int:
+    """Check a training log as a board keeps it: UTF-8 JSON lines, each an object with an integer "step", at
+    least one, at most MAX_TRAIN_LOG_BYTES. Returns the number of rows; raises SubmitError (reason "train_log")
+    naming the file and the first bad line."""
+    log = Path(log)
+    size = log.stat().st_size
+    if size > MAX_TRAIN_LOG_BYTES:
+        raise SubmitError("train_log", f"{where}: {log} is {_size(size)}, more than the {_size(MAX_TRAIN_LOG_BYTES)} "
+                                       f"a board keeps of a training log. {_WITHOUT_LOG}.")
+    try:
+        text = log.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SubmitError("train_log", f"{where}: {log} is not UTF-8 text (byte {e.start}); it is not a training "
+                                       f"log genbench wrote. {_LOG_FIX}") from None
+    rows = 0
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SubmitError("train_log", f"{where}: {log}, line {i}: not valid JSON ({e.msg}, column {e.colno}); "
+                                           f"the log is damaged (cut short or edited). {_LOG_FIX}") from None
+        if not isinstance(row, dict):
+            raise SubmitError("train_log", f"{where}: {log}, line {i}: a JSON {type(row).__name__}, not an object "
+                                           f"(one row of the log). {_LOG_FIX}")
+        step = row.get("step")
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise SubmitError("train_log", f"{where}: {log}, line {i}: step is {step!r}, not a training step (an "
+                                           f"integer >= 0). {_LOG_FIX}")
+        rows += 1
+    if not rows:
+        raise SubmitError("train_log", f"{where}: {log} is empty. {_LOG_FIX}")
+    return rows
+
+
+def _size(n: int) -> str:
+    return f"{n / 2 ** 20:.1f} MiB" if n >= 2 ** 20 else f"{n / 2 ** 10:.1f} KiB" if n >= 2 ** 10 else f"{n} bytes"
 
 
 def _check_samples_png(samples: Path, where: str) -> None:
@@ -371,7 +470,8 @@ def build(board_dir: str | Path, *, plots: bool = True, formats: tuple[str, ...]
 
     folders = {item.result["run_id"]: by_file[item.path] for item in loaded}
     runs = {item.result["run_id"]: item.result for item in loaded}
-    drawn = _draw_plots(board, frame, built, formats) if plots else []
+    drawn = _draw_plots(board, frame, built, formats, [(item.result, by_file[item.path]) for item in loaded]) \
+        if plots else []
     if not plots:
         _remove_stale_plots(board, [])
     readme = board / "README.md"
@@ -415,9 +515,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
-def _draw_plots(board: Path, frame, built: list[tables.Table], formats) -> list[dict]:
-    """Per table: a bar chart of each column, and the first column with training times against training time."""
-    from genbench.report import plots
+def _draw_plots(board: Path, frame, built: list[tables.Table], formats, results: list[tuple[dict, Path]]) -> list[dict]:
+    """Per table: a bar chart of each column, and the first column with training times against training time;
+    then, where results of its dataset have them, their sample quality over training (one plot per kind of
+    snapshot curve) and the loss terms of the entries' training logs. `results`: (result, its board folder)."""
+    from genbench.report import plots, run_plots
 
     keys = [entries.column_key(name, dict(zip(entries.COLUMN_FIELDS, vals))) for name, *vals in
             frame[["column", *entries.COLUMN_FIELDS]].itertuples(index=False)]
@@ -432,26 +534,41 @@ def _draw_plots(board: Path, frame, built: list[tables.Table], formats) -> list[
         used.add(unique)
         return board / PLOTS / unique
 
+    def draw(dataset: str, what: str, title: str, parts: tuple[str, ...], make) -> None:
+        try:
+            fig = make()
+        except ValueError as e:
+            warnings.warn(f"plot {title!r} skipped: {e}", GenbenchWarning, stacklevel=3)
+            return
+        files = plots.save(fig, stem(dataset, *parts), formats)
+        out.append({"dataset": dataset, "kind": what, "title": title, "files": files})
+
     for t in built:
         part = frame[frame["dataset"] == t.dataset]
         cost_done = False
         for col in t.columns:
             sel = part[[k == col.key for k in part["_key"]]]
-            jobs = [("bar", f"{col.label} on {t.dataset}", plots.bar_chart, ())]
+            draw(t.dataset, "bar", f"{col.label} on {t.dataset}", (col.name,),
+                 lambda sel=sel, col=col: plots.bar_chart(sel, col.name))
             costs = sel.loc[sel["kind"] == "training run", "train_seconds"].astype(float)
             if not cost_done and (costs > 0).any():
                 cost_done = True
-                jobs.append(("cost", f"{col.label} against training time, {t.dataset}", plots.quality_vs_cost,
-                             ("train_seconds",)))
-            for what, title, draw, args in jobs:
-                try:
-                    fig = draw(sel, col.name, *args)
-                except ValueError as e:
-                    warnings.warn(f"plot {title!r} skipped: {e}", GenbenchWarning, stacklevel=2)
-                    continue
-                path_stem = stem(t.dataset, col.name, *(["vs-train-time"] if what == "cost" else []))
-                files = plots.save(fig, path_stem, formats)
-                out.append({"dataset": t.dataset, "kind": what, "title": title, "files": files})
+                draw(t.dataset, "cost", f"{col.label} against training time, {t.dataset}",
+                     (col.name, "vs-train-time"), lambda sel=sel, col=col: plots.quality_vs_cost(sel, col.name,
+                                                                                                  "train_seconds"))
+        here = [(r, folder) for r, folder in results if entries.dataset_of(r) == t.dataset]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GenbenchWarning)  # a malformed section warns when it is drawn
+            kinds = run_plots.snapshot_kinds([r for r, _ in here])
+        for kind in kinds:
+            n = f"{kind.n:,}" if isinstance(kind.n, int) else str(kind.n)
+            draw(t.dataset, "snapshots", f"{tables.display_name(kind.metric)} over training (n = {n} samples per "
+                                         f"snapshot), {t.dataset}", (kind.metric, "over-training"),
+                 lambda kind=kind: run_plots.snapshot_curve([r for r, _ in here], kind))
+        logs = [folder for _, folder in here if (folder / TRAIN_LOG).is_file()]
+        if logs and run_plots.logged_terms(logs):
+            draw(t.dataset, "losses", f"Training losses on {t.dataset}", ("training-losses",),
+                 lambda: run_plots.loss_curves(logs, title=f"Losses during training, {t.dataset}"))
     _remove_stale_plots(board, [p for plot in out for p in plot["files"]])
     return out
 

@@ -1,11 +1,13 @@
-"""Plots for reports and leaderboards, drawn from the long table (`entries.long_table`) and run directories.
+"""Plots of result tables, drawn from the long table (`entries.long_table`): one value per entry and metric.
 
     bar_chart(frame, column)              one bar per row: mean over seeds, std error bars, best highlighted
     quality_vs_cost(frame, column, cost)  a metric against training time or parameter count, with the Pareto front
-    training_curves(run_dirs, key)        train_log.jsonl (solid) and eval_log.jsonl (dashed) of runs
-    sample_grid(run_dir)                  the run's saved samples (samples.npz, else samples.png)
     pareto_front(costs, values, ...)      indices of the non-dominated points, sorted by cost
+    metric_label(column, ...)             a readable axis label for a metric column
     save(fig, path_stem)                  PNG and SVG, written atomically; closes the figure
+
+Plots over training and of run directories (training and loss curves, the snapshot curve, sample grids) are
+in `run_plots`; they share this module's style and `save`, and stay importable from here.
 
 Figures are plain `matplotlib.figure.Figure` objects: nothing here imports pyplot or touches the global
 backend, so plotting works headless and never opens a window. A value that is missing (None/NaN) is left out
@@ -16,18 +18,14 @@ better)"), never by an internal key alone.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
 import textwrap
-import warnings
 from functools import wraps
 from pathlib import Path
 from typing import Sequence
 
 import matplotlib
-import matplotlib.image
 import matplotlib.transforms
 import numpy as np
 import pandas as pd
@@ -36,8 +34,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from genbench import GenbenchError, GenbenchWarning
-from genbench import results as results_mod
 from genbench.files import atomic_write
 from genbench.metrics.disentanglement import SCORE_NAMES
 from genbench.report import entries
@@ -62,12 +58,12 @@ COSTS = {"train_seconds": "training time", "parameters": "parameters"}
 
 # base metric name -> readable name. Units come from the records ("unit"), falling back to _UNITS.
 _NAMES = {"fid": "FID", "kid": "KID", "is": "IS", "precision": "Precision", "recall": "Recall",
-          "density": "Density", "coverage": "Coverage", "bpd": "NLL", "bpd_iwae": "NLL, IWAE bound",
+          "density": "Density", "coverage": "Coverage", "classes_covered": "Classes covered", "class_kl": "Class KL",
+          "modes_covered": "Modes covered", "mode_kl": "Mode KL", "bpd": "NLL", "bpd_iwae": "NLL, IWAE bound",
           "psnr": "PSNR", "ssim": "SSIM", "independent_pixel_bpd": "NLL of independent pixels", **SCORE_NAMES}
-_UNITS = {"bpd": "bits/dim", "bpd_iwae": "bits/dim", "psnr": "dB", "independent_pixel_bpd": "bits/dim"}
+_UNITS = {"bpd": "bits/dim", "bpd_iwae": "bits/dim", "psnr": "dB", "independent_pixel_bpd": "bits/dim",
+          "class_kl": "nats", "mode_kl": "nats"}
 _BOUNDS = {"elbo", "iwae", "bound", "vlb"}  # estimators that give an upper bound on the NLL
-_LOG_KEYS = {"loss": "loss", "bpd": "NLL (bits/dim)", "recon": "reconstruction term", "kl": "KL term",
-             "images_per_s": "throughput (images/s)", "train_seconds": "training time (s)"}
 
 
 def _styled(fn):
@@ -434,208 +430,6 @@ def _short_labels(rows: pd.DataFrame) -> list[str]:
     return [e if counts[e] == 1 else r for e, r in zip(rows["entry"], rows["row"])]
 
 
-# -------------------------------------------------------------------------------------- run directories
-
-def read_log(path: Path) -> list[dict]:
-    """Rows of a JSON-lines log. A truncated last line (a run killed mid-write) is skipped with a warning;
-    so is any other unreadable line, naming its number. A missing file gives []."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    rows = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            why = "is truncated (the run was stopped while writing it?)" if i == last else "is not valid JSON"
-            warnings.warn(f"{path}: line {i + 1} {why}; skipped.", GenbenchWarning, stacklevel=2)
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
-def run_label(run_dir: Path) -> str:
-    """What a run directory trained, without its seed: "vae (small) · fashion-mnist/vae/quick@2", from
-    result.json, else run.json, else the directory's name."""
-    run_dir = Path(run_dir)
-    try:
-        return entries.row_of(results_mod.load(run_dir))
-    except GenbenchError:
-        pass
-    p = _run_json(run_dir).get("protocol")
-    try:
-        entry = f"{p['model']} ({p['preset']})" if p.get("preset") else p["model"]
-        return f"{entry} · {p['protocol']}"
-    except (KeyError, TypeError, AttributeError):
-        return run_dir.name
-
-
-def _run_json(run_dir: Path) -> dict:
-    try:
-        info = json.loads((Path(run_dir) / "run.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
-def _batch_size(run_dir: Path) -> int | None:
-    try:
-        return int(_run_json(run_dir)["protocol"]["batch_size"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [(r["step"], r[key]) for r in rows if isinstance(r.get("step"), (int, float))
-             and isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
-    xy = np.array(pairs, float).reshape(-1, 2)
-    keep = np.isfinite(xy).all(axis=1)
-    return xy[keep, 0], xy[keep, 1]
-
-
-@_styled
-def training_curves(run_dirs: Sequence[Path], key: str = "loss", *,
-                    labels: Sequence[str] | None = None) -> Figure:
-    """`key` against training step for each run: train_log.jsonl solid, the held-out eval_log.jsonl dashed.
-    Runs with the same label (by default the entry and protocol, so the seeds of one entry) share a colour.
-    The y axis is logarithmic where the positive values span more than 10x; a top axis gives images seen when
-    all runs share one batch size."""
-    run_dirs = [Path(d) for d in run_dirs]
-    if labels is None:
-        labels = [run_label(d) for d in run_dirs]
-    elif len(labels) != len(run_dirs):
-        raise ValueError(f"{len(labels)} labels for {len(run_dirs)} run directories; give one label per run")
-    order = list(dict.fromkeys(labels))
-    colors = {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(order)}
-
-    fig = _figure(3.8)
-    ax = fig.add_subplot()
-    notes, drawn, any_eval, values = [], {lab: [] for lab in order}, False, []
-    for run, lab in zip(run_dirs, labels):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            train = _series(read_log(run / "train_log.jsonl"), key)
-            held = _series(read_log(run / "eval_log.jsonl"), key)
-        for w in caught:  # said twice: to the caller, and on the figure
-            warnings.warn(w.message, w.category, stacklevel=3)
-            notes.append(str(w.message).replace(f"{run}{os.sep}", f"{run.name}{os.sep}"))  # short on the figure
-        if not len(train[0]) and not len(held[0]):
-            notes.append(f"{run.name}: no {key!r} in train_log.jsonl or eval_log.jsonl; not plotted.")
-            continue
-        drawn[lab].append(_run_json(run).get("seed"))
-        for (x, y), style, stream in ((train, "-", "train"), (held, "--", "eval")):
-            if len(x):
-                ax.plot(x, y, linestyle=style, color=colors[lab], alpha=0.85, gid=f"{stream}:{run}",
-                        linewidth=1.0 if style == "-" else 1.5)
-                values.append(y)
-                any_eval |= stream == "eval"
-
-    ax.set_xlabel("training step")
-    ax.set_ylabel(_LOG_KEYS.get(key, key.replace("_", " ")))
-    ax.set_title(f"{_LOG_KEYS.get(key, key)} during training", loc="left")
-    ax.grid(True)
-    if values:
-        v = np.concatenate(values)
-        if (v > 0).all() and v.max() / v.min() > 10:
-            ax.set_yscale("log")
-    else:
-        ax.text(0.5, 0.5, f"no {key!r} logged by these runs", ha="center", va="center", transform=ax.transAxes)
-
-    sizes = {_batch_size(d) for d, lab in zip(run_dirs, labels) if drawn[lab]}  # (runs of drawn labels)
-    if values and len(sizes) == 1 and None not in sizes:
-        bs = sizes.pop()
-        top = ax.secondary_xaxis("top", functions=(lambda s: s * bs, lambda i: i / bs))
-        top.set_xlabel(f"images seen (batch size {bs})")
-        top.xaxis.set_major_formatter(FuncFormatter(_count_formatter))
-
-    handles = [Line2D([], [], color=colors[lab], label=f"{lab} ({_seed_count(drawn[lab])})")
-               for lab in order if drawn[lab]]
-    if any_eval:
-        handles += [Line2D([], [], color="black", linewidth=1.0, label="training batches"),
-                    Line2D([], [], color="black", linestyle="--", linewidth=1.5, label="held-out (eval_log)")]
-    if handles:
-        ax.legend(handles=handles, loc="best")
-    _footnote(fig, notes)
-    return fig
-
-
-def _seed_count(seeds: list) -> str:
-    """"3 seeds" when the runs name distinct seeds, else "3 runs"."""
-    n = len(seeds)
-    distinct = None not in seeds and len(set(map(str, seeds))) == n
-    return f"{n} {'seed' if distinct else 'run'}{'s' if n != 1 else ''}"
-
-
-def _tile(images: np.ndarray, pad: int = 2) -> np.ndarray:
-    """uint8 (N, C, H, W) -> one (rows*(H+pad)+pad, cols*(W+pad)+pad[, 3]) image, white gaps, row-major."""
-    n, c, h, w = images.shape
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 255, np.uint8)
-    for i, img in enumerate(images):
-        r, k = divmod(i, cols)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = \
-            img.transpose(1, 2, 0)
-    return grid[..., 0] if c == 1 else grid
-
-
-def _read_npz(path: Path, n: int) -> tuple[np.ndarray, int]:
-    """The first n images of samples.npz (uint8 (N, C, H, W)) and N."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "images" not in z.files:
-                raise GenbenchError(f"{path}: no array named 'images' (found {', '.join(z.files) or 'none'}).")
-            images = z["images"]
-    except (OSError, ValueError, TypeError) as e:  # TypeError: an .npy named .npz (no `with`)
-        raise GenbenchError(f"{path}: not a readable .npz file ({e}).") from None
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise GenbenchError(f"{path}: 'images' must be uint8 (N, C, H, W) with C in {{1, 3}}, found "
-                            f"{images.dtype} {images.shape}.")
-    return images[:n], len(images)
-
-
-@_styled
-def sample_grid(run_dir: Path, *, n: int = 64) -> Figure | None:
-    """The first `n` of the run's saved samples as a square grid (samples.npz, key "images", uint8
-    (N, C, H, W)); else the run's samples.png as saved; None if the run saved neither. An unreadable
-    samples.npz falls back to samples.png with a warning, or raises GenbenchError if there is none."""
-    run_dir = Path(run_dir)
-    npz, png = run_dir / "samples.npz", run_dir / "samples.png"
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    grid, caption = None, ""
-    if npz.exists():
-        try:
-            images, total = _read_npz(npz, n)
-            grid = _tile(images)
-            caption = f"{len(images)} of {total:,} saved samples, {images.shape[3]}×{images.shape[2]} pixels"
-        except GenbenchError as e:
-            if not png.exists():
-                raise
-            warnings.warn(f"{e} Showing {png.name} instead.", GenbenchWarning, stacklevel=2)
-    if grid is None:
-        if not png.exists():
-            return None
-        grid = matplotlib.image.imread(png)
-        caption = f"{png.name} as saved by the run"
-
-    h, w = grid.shape[:2]
-    side = 4.0  # inches for the longer side of the grid
-    fig = Figure(figsize=(side * w / max(h, w) + 0.2, side * h / max(h, w) + 0.6), dpi=DPI, layout="constrained")
-    ax = fig.add_subplot()
-    gray = grid.ndim == 2
-    ax.imshow(grid, cmap="gray" if gray else None, vmin=0 if gray else None,
-              vmax=(255 if grid.dtype == np.uint8 else 1) if gray else None, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(f"{run_label(run_dir)}\n{caption}", fontsize=8.5)
-    return fig
-
-
 # ----------------------------------------------------------------------------------------------- saving
 
 _METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None}, "png": {}}
@@ -662,3 +456,19 @@ def save(fig: Figure, path_stem: Path, formats: Sequence[str] = ("png", "svg")) 
         if "matplotlib.pyplot" in sys.modules:  # a figure made through pyplot is registered there
             sys.modules["matplotlib.pyplot"].close(fig)
     return paths
+
+
+# ------------------------------------------------------------------------- moved to run_plots, still here
+
+_RUN_PLOTS = frozenset({"read_log", "run_label", "training_curves", "loss_curves", "sample_grid", "snapshot_curve",
+                        "snapshot_kinds", "LOSS_TERMS"})
+
+
+def __getattr__(name: str):
+    """`plots.training_curves` and the other plots of runs, which live in run_plots (imported on first use:
+    run_plots builds on this module, so it cannot be imported at the top)."""
+    if name in _RUN_PLOTS:
+        from genbench.report import run_plots
+
+        return getattr(run_plots, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

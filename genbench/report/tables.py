@@ -36,12 +36,16 @@ from genbench.report import entries
 FORMATS = ("md", "csv", "latex", "html")
 _FORMAT_ALIASES = {"markdown": "md", "tex": "latex"}
 
-# Column order: likelihood, reconstruction, sample quality, then any other metric alphabetically.
+# Column order: likelihood, reconstruction, sample quality, mode coverage, then any other metric alphabetically.
 METRIC_ORDER = ("bpd", "bpd_iwae", "psnr", "ssim", "fid", "kid", "is", "precision", "recall", "density", "coverage",
-                *SCORE_NAMES)
+                "classes_covered", "class_kl", "modes_covered", "mode_kl", *SCORE_NAMES)
 DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "psnr": "PSNR", "ssim": "SSIM", "fid": "FID",
            "kid": "KID", "is": "IS", "precision": "Precision", "recall": "Recall", "density": "Density",
-           "coverage": "Coverage", **SCORE_NAMES}
+           "coverage": "Coverage", "classes_covered": "Classes covered", "class_kl": "Class KL",
+           "modes_covered": "Modes covered", "mode_kl": "Mode KL", **SCORE_NAMES}
+# Metrics that count something (classes, modes): whole numbers shown as such, a mean over seeds that is not one
+# with one decimal.
+COUNTS = frozenset({"classes_covered", "modes_covered"})
 # Decimals shown per metric; the rest (KID, which is stored unscaled, and unknown metrics) get SIGNIFICANT
 # significant digits. A std or CI is shown with the decimals of its mean.
 DECIMALS = {"bpd": 3, "bpd_iwae": 3, "fid": 2, "is": 2, "psnr": 2, "ssim": 3, "precision": 3, "recall": 3,
@@ -256,8 +260,15 @@ def _labelled(columns: list[Column]) -> list[Column]:
 
 
 def _base_label(c: Column) -> str:
-    bracket = c.name[len(c.metric):]  # "[lenet-fashion-mnist]" or ""
-    return DISPLAY.get(c.metric, c.metric) + (f" {bracket}" if bracket else "")
+    return display_name(c.name)
+
+
+def display_name(name: str) -> str:
+    """A metric's name as tables show it, without direction or qualifiers: "fid[lenet-fashion-mnist]" ->
+    "FID [lenet-fashion-mnist]", "classes_covered[lenet-fashion-mnist]" -> "Classes covered [lenet-fashion-mnist]"."""
+    metric = entries.base_metric(name)
+    bracket = name[len(metric):]  # "[lenet-fashion-mnist]" or ""
+    return DISPLAY.get(metric, metric) + (f" {bracket}" if bracket else "")
 
 
 def _field_value(field: str, v) -> str:
@@ -371,8 +382,11 @@ def _check_format(fmt: str) -> str:
 
 
 def format_number(col: Column, x: float, *, like: float | None = None) -> str:
-    """`x` with the decimals of its metric (or SIGNIFICANT digits of `like`, default x)."""
-    if col.metric in DECIMALS or col.unit == "bits/dim":
+    """`x` with the decimals of its metric (or SIGNIFICANT digits of `like`, default x); a count (COUNTS) without
+    decimals where `x` and `like` are whole numbers, else with one."""
+    if col.metric in COUNTS:
+        d = 0 if float(x).is_integer() and (like is None or float(like).is_integer()) else 1
+    elif col.metric in DECIMALS or col.unit == "bits/dim":
         d = DECIMALS.get(col.metric, 3)
     else:
         ref = abs(x if like is None else like)

@@ -188,3 +188,33 @@ def test_held_out_real_data_is_a_reference_entry(tmp_path):
     assert t.rows[-1].is_reference and not t.rows[-1].cells[0].best
     assert any("the best a model's sample-quality scores can be" in note for note in t.notes)
     assert best == []  # one model left to rank: nothing is marked
+
+
+def test_list_valued_record_fields_do_not_break_the_long_table_or_the_reports(tmp_path):
+    """Mode-coverage records carry a histogram (a list); a column field may be a list too (e.g. splits)."""
+    from genbench.report import page, plots, tables
+
+    hist = list(range(10))
+    covered = R.metric(10, higher_is_better=True, n=1000, reference="fashion-mnist:train", num_modes=10,
+                       histogram=hist, extractor="lenet-fashion-mnist", settings={"min_count": 1, "bins": [1, 2]})
+    split_is = R.metric(5.0, higher_is_better=True, n=1000, extractor="lenet-fashion-mnist", splits=[5, 10])
+    results = [make_result(seed=s, metrics={"classes_covered[lenet-fashion-mnist]": covered,
+                                            "is[lenet-fashion-mnist]": split_is}) for s in range(2)]
+    frame = table(tmp_path, *results)
+    assert "histogram" not in frame.columns  # not a field that makes the column: not in the long table
+    row = frame[frame["metric"] == "is"].iloc[0]
+    assert row["splits"] == (5, 10)  # lists become tuples: hashable keys
+    keys = {entries.column_key(c, dict(zip(entries.COLUMN_FIELDS, vals))) for c, *vals in
+            frame[["column", *entries.COLUMN_FIELDS]].itertuples(index=False)}
+    assert len(keys) == 2 and all(hash(k) is not None for k in keys)
+
+    built = tables.build(frame)
+    (t,) = built
+    assert [c.label for c in t.columns] == ["IS [lenet-fashion-mnist] ↑", "Classes covered [lenet-fashion-mnist] ↑"]
+    assert [c.mean for c in t.rows[0].cells] == [5.0, 10.0] and t.rows[0].cells[1].count == 2
+    for fmt in tables.FORMATS:
+        assert "Classes covered" in tables.render(built, fmt)
+    data = page.data(built, title="t", summary="s", plots=[], samples=lambda row: None)
+    assert "splits (5, 10)" in page.embed_json(data)  # the column's tooltip names the field
+    fig = plots.bar_chart(frame, "classes_covered[lenet-fashion-mnist]")
+    assert [b.get_width() for b in fig.axes[0].containers[0]] == [10.0]

@@ -1,7 +1,7 @@
-"""Plots: the drawn series carry the numbers of the results (bar lengths are seed means, error bars the std,
-Pareto fronts the non-dominated entries, curves the logged values), and saving is atomic and reproducible."""
+"""Plots of result tables: the drawn series carry the numbers of the results (bar lengths are seed means, error
+bars the std, Pareto fronts the non-dominated entries), and saving is atomic and reproducible. Plots of runs
+(curves over training, sample grids) are tested in test_run_plots.py."""
 
-import json
 import math
 import warnings
 
@@ -10,9 +10,8 @@ import pytest
 from matplotlib.collections import LineCollection
 from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
-from PIL import Image
 
-from genbench import GenbenchWarning, results
+from genbench import results
 from genbench.report import entries, plots
 
 FID = "fid[tiny]"
@@ -152,6 +151,8 @@ def test_bar_chart_refuses_a_column_made_two_ways(tmp_path):
     ("psnr", None, True, "PSNR, dB (↑ higher is better)"),
     ("bpd_iwae", "bits/dim", False, "NLL, IWAE bound, bits/dim (↓ lower is better)"),
     ("my_metric", "m", None, "my metric, m"),
+    ("classes_covered[lenet-fashion-mnist]", None, True, "Classes covered [lenet-fashion-mnist] (↑ higher is better)"),
+    ("mode_kl[lenet-fashion-mnist]", None, False, "Mode KL [lenet-fashion-mnist], nats (↓ lower is better)"),
 ])
 def test_metric_label(column, unit, hib, label):
     assert plots.metric_label(column, unit=unit, higher_is_better=hib) == label
@@ -249,88 +250,6 @@ def test_quality_vs_cost_with_one_cost_value_draws_without_warnings(tmp_path):
         fig = plots.quality_vs_cost(frame, FID, "train_seconds")
         plots.save(fig, tmp_path / "one")
     assert fig.axes[0].get_xlim() == pytest.approx((16.0, 24.0))
-
-
-# -------------------------------------------------------------------------------------------- run directories
-
-def write_run(path, *, preset="small", seed=0, train=(), held=(), batch_size=16, tail=""):
-    path.mkdir(parents=True)
-    (path / "run.json").write_text(json.dumps({"seed": seed, "protocol": {
-        "protocol": "digits/vae/quick@1", "model": "vae", "preset": preset, "batch_size": batch_size}}))
-    (path / "train_log.jsonl").write_text("".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in train) + tail)
-    if held:
-        (path / "eval_log.jsonl").write_text("".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in held))
-    return path
-
-
-def test_training_curves_draw_the_logged_values(tmp_path):
-    a0 = write_run(tmp_path / "a0", train=[(10, 5.0), (20, 4.0), (30, 3.5)], held=[(20, 4.5), (30, 4.2)])
-    a1 = write_run(tmp_path / "a1", seed=1, train=[(10, 5.5), (20, 4.1)])
-    b0 = write_run(tmp_path / "b0", preset="large", train=[(10, 4.0), (20, 3.0)])
-    fig = plots.training_curves([a0, a1, b0])
-    ax = fig.axes[0]
-    lines = {line.get_gid(): line for line in ax.get_lines()}
-    assert set(lines) == {f"train:{a0}", f"eval:{a0}", f"train:{a1}", f"train:{b0}"}
-    assert lines[f"train:{a0}"].get_xdata().tolist() == [10, 20, 30]
-    assert lines[f"train:{a0}"].get_ydata().tolist() == [5.0, 4.0, 3.5]
-    assert lines[f"eval:{a0}"].get_ydata().tolist() == [4.5, 4.2] and lines[f"eval:{a0}"].get_linestyle() == "--"
-    assert lines[f"train:{a0}"].get_color() == lines[f"train:{a1}"].get_color() == lines[f"eval:{a0}"].get_color()
-    assert lines[f"train:{b0}"].get_color() != lines[f"train:{a0}"].get_color()
-    assert ax.get_xlabel() == "training step" and ax.get_ylabel() == "loss" and ax.get_yscale() == "linear"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-        "vae (small) · digits/vae/quick@1 (2 seeds)", "vae (large) · digits/vae/quick@1 (1 seed)",
-        "training batches", "held-out (eval_log)"]
-    (top,) = [c for c in ax.child_axes]
-    assert top.get_xlabel() == "images seen (batch size 16)"
-
-    labelled = plots.training_curves([a0, b0], labels=["x", "y"])
-    assert [t.get_text() for t in labelled.axes[0].get_legend().get_texts()][:2] == ["x (1 seed)", "y (1 seed)"]
-    with pytest.raises(ValueError, match="one label per run"):
-        plots.training_curves([a0, b0], labels=["x"])
-
-
-def test_training_curves_skip_a_truncated_last_line_with_a_warning(tmp_path):
-    run = write_run(tmp_path / "r", train=[(1, 100.0), (2, 5.0)], tail='{"step": 3, "lo')
-    with pytest.warns(GenbenchWarning, match=r"train_log.jsonl: line 3 is truncated"):
-        fig = plots.training_curves([run])
-    (line,) = fig.axes[0].get_lines()
-    assert line.get_xdata().tolist() == [1, 2] and line.get_ydata().tolist() == [100.0, 5.0]
-    assert fig.axes[0].get_yscale() == "log"  # 5 to 100 spans more than 10x
-    assert "r/train_log.jsonl: line 3 is truncated" in all_text(fig)  # said on the figure too
-    empty = write_run(tmp_path / "e", train=[])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        fig = plots.training_curves([empty])
-    assert not fig.axes[0].get_lines() and "e: no 'loss' in train_log.jsonl or eval_log.jsonl" in all_text(fig)
-
-
-def test_sample_grid_tiles_the_saved_samples(tmp_path):
-    assert plots.sample_grid(tmp_path) is None  # no samples saved
-    images = np.arange(10 * 3 * 8 * 6, dtype=np.int64).reshape(10, 3, 8, 6).astype(np.uint8)
-    np.savez(tmp_path / "samples.npz", images=images)
-    fig = plots.sample_grid(tmp_path, n=10)
-    grid = fig.axes[0].images[0].get_array()
-    assert grid.shape == (3 * (8 + 2) + 2, 4 * (6 + 2) + 2, 3)  # 10 images: 4 columns, 3 rows, 2 px gaps
-    assert (grid[2:10, 2:8] == images[0].transpose(1, 2, 0)).all()
-    assert (grid[12:20, 2:8] == images[4].transpose(1, 2, 0)).all()  # row-major: image 4 starts row 2
-    assert (grid[:2] == 255).all() and (grid[22:, 18:] == 255).all()  # gaps and the 2 empty cells: white
-    assert "10 of 10 saved samples, 6×8 pixels" in fig.axes[0].get_title()
-
-    gray = np.zeros((100, 1, 28, 28), np.uint8)
-    np.savez(tmp_path / "samples.npz", images=gray)
-    assert plots.sample_grid(tmp_path).axes[0].images[0].get_array().shape == (8 * 30 + 2, 8 * 30 + 2)
-
-
-def test_sample_grid_falls_back_to_samples_png(tmp_path):
-    Image.fromarray(np.full((20, 30), 128, np.uint8)).save(tmp_path / "samples.png")
-    grid = plots.sample_grid(tmp_path).axes[0].images[0].get_array()
-    assert grid.shape[:2] == (20, 30)
-    np.savez(tmp_path / "samples.npz", images=np.zeros((4, 28, 28), np.float32))  # not the contract
-    with pytest.warns(GenbenchWarning, match="'images' must be uint8"):
-        assert plots.sample_grid(tmp_path).axes[0].images[0].get_array().shape[:2] == (20, 30)
-    (tmp_path / "samples.png").unlink()
-    with pytest.raises(plots.GenbenchError, match="samples.npz: 'images' must be uint8"):
-        plots.sample_grid(tmp_path)
 
 
 # ------------------------------------------------------------------------------------------------- saving

@@ -267,6 +267,47 @@ def test_number_formats_follow_the_metric(tmp_path):
     assert tables.format_number(t.columns[0], -0.0001) == "0.000"  # never "-0.000"
 
 
+def modes(name, covered, kl, *, num_modes=10, n=10000, reference="fashion-mnist:train"):
+    """The two records metrics/modes.py writes for one sample set (with its list-valued histogram)."""
+    hist = [n // num_modes] * num_modes
+    common = {"n": n, "extractor": "lenet-fashion-mnist", "extractor_sha256": "sha256:aa", "reference": reference,
+              "num_modes": num_modes, "histogram": hist}
+    return {f"{name[0]}[lenet-fashion-mnist]": higher(covered, min_count=1, **common),
+            f"{name[1]}[lenet-fashion-mnist]": R.metric(kl, higher_is_better=False, unit="nats",
+                                                        divergence="KL(generated || reference)",
+                                                        sampling_floor=0.0004, **common)}
+
+
+CLASSES, MODES = ("classes_covered", "class_kl"), ("modes_covered", "mode_kl")
+
+
+def test_mode_coverage_columns_are_named_and_ordered_after_the_fidelity_metrics(tmp_path):
+    t = only(build(tmp_path, make_result(model="gan", preset="dcgan", metrics={
+        "widgets": higher(1.0), **modes(MODES, 990, 0.3, num_modes=1000), **modes(CLASSES, 10, 0.0123),
+        "coverage[lenet-fashion-mnist]": higher(0.5), LENET: fid(30.0), "mig": higher(0.1)})))
+    assert [c.label for c in t.columns] == [
+        "FID [lenet-fashion-mnist] ↓", "Coverage [lenet-fashion-mnist] ↑", "Classes covered [lenet-fashion-mnist] ↑",
+        "Class KL [lenet-fashion-mnist] (nats) ↓", "Modes covered [lenet-fashion-mnist] ↑",
+        "Mode KL [lenet-fashion-mnist] (nats) ↓", "MIG ↑", "widgets ↑"]
+    assert tables.render([t], "md").splitlines()[4] == (
+        f"| {GAN} | 1 | 30.00 | 0.500 | 10 | 0.01230 | 990 | 0.3000 | 0.100 | 1.000 |")
+    assert [tables.display_name(n) for n in ("classes_covered[x]", "class_kl", "modes_covered", "mode_kl[x]")] == [
+        "Classes covered [x]", "Class KL", "Modes covered", "Mode KL [x]"]
+
+
+def test_counts_are_whole_numbers_and_their_seed_means_keep_one_decimal(tmp_path):
+    t = only(build(tmp_path, *(make_result(model="gan", preset="dcgan", seed=s, metrics=modes(CLASSES, c, 0.1))
+                               for s, c in enumerate((9, 10, 10))),
+                   *(make_result(model="vae", seed=s, metrics=modes(CLASSES, 10, 0.2)) for s in range(2))))
+    col = t.columns[0]
+    assert col.label == "Classes covered [lenet-fashion-mnist] ↑"
+    md = tables.render([t], "md")
+    assert f"| {VAE} | 2 | **10** ± 0 | 0.2000 ± 0.0000 |" in md  # ranked as shown: 10 beats 9.7
+    assert f"| {GAN} | 3 | 9.7 ± 0.6 | **0.1000** ± 0.0000 |" in md
+    assert tables.format_number(col, 1000.0) == "1000" and tables.format_number(col, 2.0, like=9.5) == "2.0"
+    assert f"{VAE},training run,2,10,0," in tables.render([t], "csv")
+
+
 def test_metrics_selects_and_orders_columns(tmp_path):
     write(tmp_path, make_result(metrics={"bpd": bpd(3.0), LENET: fid(10.0), "fid": fid(
         20.0, extractor="inception-v3-compat"), "ssim": higher(0.7)}))
