@@ -152,12 +152,14 @@ def find_protocol(*, model: str, dataset: str, tier: str):
 
 def _register_builtins() -> None:
     from genbench import data, protocols
-    from genbench.baselines import beta_vae, factor_vae, vae
+    from genbench.baselines import beta_vae, factor_vae, gan, vae
     from genbench.metrics import domain, features
 
     MODELS.register("vae", ModelFamily("vae", vae))
     MODELS.register("beta-vae", ModelFamily("beta-vae", beta_vae))
     MODELS.register("factor-vae", ModelFamily("factor-vae", factor_vae))
+    for name in gan.VARIANTS:  # dcgan, wgan, wgan-gp, sngan, gan-r1: one Model, the published configurations
+        MODELS.register(name, ModelFamily(name, gan, variant=name))
 
     for spec in data.BUILTIN:
         DATASETS.register(spec.name, spec)

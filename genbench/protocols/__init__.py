@@ -7,9 +7,9 @@ The dataclasses and their hash are in `base`; each family's protocols are a modu
 (`vae`, `disentanglement`, `gan`), joined here in a fixed order.
 """
 
-from genbench.protocols import disentanglement, vae
+from genbench.protocols import disentanglement, gan, vae
 from genbench.protocols.base import OPTIONAL_FIELDS, TIERS, Evaluation, Protocol
 
-BUILTIN: tuple[Protocol, ...] = (*vae.PROTOCOLS, *disentanglement.PROTOCOLS)
+BUILTIN: tuple[Protocol, ...] = (*vae.PROTOCOLS, *disentanglement.PROTOCOLS, *gan.PROTOCOLS)
 
 __all__ = ["BUILTIN", "OPTIONAL_FIELDS", "TIERS", "Evaluation", "Protocol"]
