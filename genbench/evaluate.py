@@ -113,6 +113,7 @@ def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
                   files={"weights": rd.weights.name, "samples": rd.samples_png.name, "train_log": "train_log.jsonl"})
     for step in STEPS:
         if step.applies(type(model), protocol):
+            echo(f"  {step.name} ...")
             step.run(ctx)
     references = {"independent_pixel_bpd": results.metric(
         independent_pixel_bpd(train=train.images, test=images), higher_is_better=False, n=len(images),

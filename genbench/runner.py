@@ -3,9 +3,9 @@
 The family owns its training step (`Model.train_step`); this module owns everything around it: seeding,
 device, data order, learning-rate schedule, EMA, progress, the wall-clock budget, atomic checkpoints,
 snapshots, logs, stopping on a non-finite loss, and the final evaluation. A family whose step consumes
-several batches (a critic's n_critic updates, FactorVAE's two halves) declares `batches_per_step`; the step
-then gets that many consecutive batches of the data order in one tensor. Evaluation is never inside training: training ends by writing `model.pt`, and `evaluate`
-loads that file into a fresh model.
+several batches (a critic's n_critic updates) declares `batches_per_step`; the step then gets that many
+consecutive batches of the data order in one tensor. Evaluation is never inside training: training ends by
+writing `model.pt`, and `evaluate` loads that file into a fresh model.
 
 Exact resume: the data order is a pure function of (seed, epoch), and a checkpoint holds the model, the
 optimizers, the EMA weights and torch's RNG state at a step boundary. A run killed at any moment (SIGKILL
@@ -157,8 +157,7 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
     with stop:
         while step < protocol.steps:
             t0 = time.perf_counter()
-            index = order(step) if k == 1 else torch.cat([order(step * k + i) for i in range(k)])
-            x = x_all[index].to(device, non_blocking=True)
+            x = x_all[torch.cat([order(step * k + i) for i in range(k)])].to(device, non_blocking=True)
             set_learning_rates(optimizers.values(), protocol.optimizer.schedule, step, protocol.steps)
             stats = model.train_step(x, optimizers)
             _stop_if_diverged(stats, step + 1, rd, bar)

@@ -162,6 +162,13 @@ def test_fashion_mnist_smoke_reports_sample_quality_through_the_domain_extractor
     assert fid["n"] == 200 and fid["reference"] == "fashion-mnist:test" and fid["reference_n"] == 10_000
     assert fid["extractor_sha256"].startswith("sha256:1fe06915") and fid["value"] > 0
     assert 0 <= m["precision[lenet-fashion-mnist]"]["value"] <= 1
+    covered = m["classes_covered[lenet-fashion-mnist]"]
+    assert 1 <= covered["value"] <= 10 and sum(covered["histogram"]) == 200
+    assert covered["reference"] == "fashion-mnist:train"
+    # version 3 only adds mode coverage: every number version 2 makes is the same
+    v2 = run(registry.PROTOCOLS["fashion-mnist/vae/smoke@2"], RunOptions(out=tmp_path / "v2", progress=False,
+                                                                          download=False), echo=quiet)
+    assert v2["metrics"] == {k: v for k, v in m.items() if not k.startswith(("classes_covered", "class_kl"))}
 
 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):

@@ -140,7 +140,7 @@ def test_build_writes_readme_index_and_plots(board):
     assert '"src":"plots/digits--bpd.png"' in html and "file://" not in html and str(board) not in html
     data = json.loads(_json_block(html))
     assert [t["dataset"] for t in data["tables"]] == data["datasets"] == ["digits", "fashion-mnist"]
-    assert data["protocols"] == ["digits/vae/quick@2", "digits/vae/smoke@2", "fashion-mnist/vae/smoke@2",
+    assert data["protocols"] == ["digits/vae/quick@2", "digits/vae/smoke@2", "fashion-mnist/vae/smoke@3",
                                  "score/lenet-fashion-mnist@1"]
 
 
@@ -254,7 +254,7 @@ CASES = {
                                 "recall[lenet-fashion-mnist] missing"),
     "fidelity metric of another sample count": (FASHION, _set("metrics.fid[lenet-fashion-mnist].n", 10), "metrics",
                                                 ("metrics.fid[lenet-fashion-mnist].n is 10, but "
-                                                 "fashion-mnist/vae/smoke@2 evaluates with n 200")),
+                                                 "fashion-mnist/vae/smoke@3 evaluates with n 200")),
     "run_id not a folder name": (None, _set("run_id", "../../etc"), "run_id", "cannot name a board folder"),
 }
 
@@ -535,7 +535,7 @@ def test_submit_accepts_a_snapshot_curve_made_as_its_protocol_makes_it(tmp_path,
     ({"curve": [{"step": 5, "fid[lenet-fashion-mnist]": "180"}]},
      "snapshots.curve[0].fid[lenet-fashion-mnist] must be a number or null, found '180'"),
     ({"metrics": "fid"}, "snapshots.metrics is 'fid', not a list"),
-    ({"n": 10000}, "snapshots.n is 10000, but fashion-mnist/vae/smoke@2 scores its snapshots with n 100"),
+    ({"n": 10000}, "snapshots.n is 10000, but fashion-mnist/vae/smoke@3 scores its snapshots with n 100"),
     ({"every": 7}, "snapshots.every is 7"),
 ])
 def test_submit_rejects_a_malformed_snapshot_curve(tmp_path, monkeypatch, section, message):
@@ -551,7 +551,7 @@ def test_submit_rejects_snapshots_its_protocol_does_not_keep(tmp_path):
     p = registry.protocol(FASHION)
     r = with_snapshots(p, w)
     r["protocol"]["hash"] = p.hash
-    with pytest.raises(L.SubmitError, match="fashion-mnist/vae/smoke@2 keeps no snapshots") as e:
+    with pytest.raises(L.SubmitError, match="fashion-mnist/vae/smoke@3 keeps no snapshots") as e:
         L.submit(run_dir(tmp_path, r, weights=w), tmp_path / "board")
     assert e.value.reason == "snapshots"
 
