@@ -40,6 +40,10 @@ def training_result(protocol="digits/vae/smoke", *, seed=0, bpd=2.0, weights=b""
         metrics[f"fid[{ev.extractor}]"] = R.metric(fid, higher_is_better=False, **common)
         metrics[f"precision[{ev.extractor}]"] = R.metric(0.5, higher_is_better=True, k=3, **common)
         metrics[f"recall[{ev.extractor}]"] = R.metric(0.6, higher_is_better=True, k=3, **common)
+    if ev.modes:
+        common = {"n": ev.num_samples, "reference": f"{p.dataset}:train", "extractor": ev.extractor}
+        metrics[f"classes_covered[{ev.extractor}]"] = R.metric(10, higher_is_better=True, **common)
+        metrics[f"class_kl[{ev.extractor}]"] = R.metric(0.01, higher_is_better=False, unit="nats", **common)
     return {
         "schema": R.SCHEMA, "kind": "training run",
         "run_id": f"{p.dataset}-vae-{p.tier}-s{seed}-{hashlib.sha256(weights).hexdigest()[:8]}",
