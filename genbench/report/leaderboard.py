@@ -348,14 +348,14 @@ def content_fingerprint(result: dict) -> str:
 
 
 def _same_source(result: dict) -> tuple | None:
-    """What identifies the evaluated artefact: the weights of a training run, the samples (under one protocol
-    and reference) of submitted samples."""
-    prov = result["provenance"]
+    """What identifies the evaluated artefact: the weights of a training run under one protocol version (a later
+    version that evaluates the same weights with more metrics is a row of its own), the samples (under one
+    protocol and reference) of submitted samples."""
+    prov, p = result["provenance"], result["protocol"]
     if result["kind"] == "training run":
-        return ("weights", prov.get("checkpoint_sha256"))
+        return ("weights", prov.get("checkpoint_sha256"), p["name"], p["version"])
     data_hash = prov.get("data_hash")
     samples = data_hash.get("samples") if isinstance(data_hash, dict) else None
-    p = result["protocol"]
     return ("samples", samples, p["name"], p["version"], p["hash"], result["dataset"]) if samples else None
 
 

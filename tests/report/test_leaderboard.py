@@ -333,6 +333,21 @@ def test_submit_rejects_a_samples_png_that_is_not_one(tmp_path):
     assert e.value.reason == "samples"
 
 
+def test_the_same_weights_under_a_later_protocol_version_are_a_row_of_their_own(tmp_path):
+    """fashion-mnist/vae/smoke@3 evaluates the weights of @2 with mode coverage added: a board that holds the
+    @2 result (submitted while @2 was current) takes the @3 one beside it, and still refuses it twice."""
+    board, w = tmp_path / "board", b"weights"
+    v3 = training_result(FASHION, weights=w)
+    old = registry.PROTOCOLS["fashion-mnist/vae/smoke@2"]
+    v2 = {**v3, "run_id": "v2-run", "protocol": {**v3["protocol"], "version": 2, "hash": old.hash},
+          "metrics": {k: m for k, m in v3["metrics"].items() if not k.startswith(("classes_covered", "class_kl"))}}
+    (board / "results" / "v2-run").mkdir(parents=True)
+    (board / "results" / "v2-run" / "result.json").write_text(json.dumps(v2))
+    L.submit(run_dir(tmp_path / "a", v3, weights=w), board)
+    with pytest.raises(L.SubmitError, match=f"already on the board as run {v3['run_id']}"):
+        L.submit(run_dir(tmp_path / "b", {**v3, "run_id": "again"}, weights=w), board)
+
+
 def test_submit_rejects_duplicates(tmp_path):
     board = tmp_path / "board"
     w = b"weights"
