@@ -12,6 +12,7 @@ from PIL import Image
 from genbench import GenbenchError, registry
 from genbench import results as R
 from genbench.report import leaderboard as L
+from genbench.report import submit as S
 from genbench.report import page
 
 SCRIPT = "<script>alert(1)</script>"
@@ -385,7 +386,7 @@ def test_failed_submit_leaves_the_board_unchanged(tmp_path, monkeypatch):
     L.build(board, plots=False)
     before = listing(board)
 
-    copies, real_copy = [], L._copy
+    copies, real_copy = [], S._copy
 
     def failing_copy(src, dst):
         copies.append(dst.name)
@@ -393,7 +394,7 @@ def test_failed_submit_leaves_the_board_unchanged(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         real_copy(src, dst)
 
-    monkeypatch.setattr(L, "_copy", failing_copy)
+    monkeypatch.setattr(S, "_copy", failing_copy)
     w = b"second"
     src = run_dir(tmp_path / "b", training_result(seed=1, weights=w), weights=w)
     with pytest.raises(L.SubmitError, match="No space left on device.*nothing was added") as e:
@@ -401,7 +402,7 @@ def test_failed_submit_leaves_the_board_unchanged(tmp_path, monkeypatch):
     assert e.value.reason == "io" and copies == ["result.json", "samples.png"]
     assert listing(board) == before  # no new entry, no temporary folder left behind
 
-    monkeypatch.setattr(L, "_copy", real_copy)
+    monkeypatch.setattr(S, "_copy", real_copy)
     assert L.submit(src, board).is_file()  # and the same submit succeeds once the disk has room
 
 
@@ -499,11 +500,11 @@ def test_submit_refuses_a_training_log_over_the_size_cap(tmp_path, monkeypatch):
     w = b"weights"
     src = run_dir(tmp_path, training_result(weights=w), weights=w)
     write_log(src)
-    monkeypatch.setattr(L, "MAX_TRAIN_LOG_BYTES", 100)
+    monkeypatch.setattr(S, "MAX_TRAIN_LOG_BYTES", 100)
     with pytest.raises(L.SubmitError, match=r"train_log.jsonl is \d+ bytes, more than the 100 bytes a board") as e:
         L.submit(src, tmp_path / "board")
     assert e.value.reason == "train_log" and not (tmp_path / "board" / "results").exists()
-    assert L._size(9 << 20) == "9.0 MiB" and L._size(3 << 10) == "3.0 KiB"
+    assert S._size(9 << 20) == "9.0 MiB" and S._size(3 << 10) == "3.0 KiB"
 
 
 def test_cli_submit_names_a_corrupt_log(tmp_path):
@@ -527,7 +528,7 @@ def snapshot_protocol(monkeypatch, every=5, n=100):
 
     p = registry.protocol(FASHION)
     p = dataclasses.replace(p, snapshot_every=every, evaluation=dataclasses.replace(p.evaluation, snapshot_samples=n))
-    monkeypatch.setattr(L, "_current_protocol", lambda name, version, where: p)
+    monkeypatch.setattr(S, "_current_protocol", lambda name, version, where: p)
     return p
 
 
