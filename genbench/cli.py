@@ -316,11 +316,14 @@ def extractor_train(dataset, out, seed, data_root) -> None:
               help="Add a bootstrap confidence interval of the mean across seeds at this level, e.g. 0.95.")
 @click.option("--metrics", "metric_list", default=None,
               help="Comma-separated metrics to show (e.g. bpd,fid); default: all.")
+@click.option("--plots", "plots_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Also draw, into this folder, sample quality over training (from the results' snapshot "
+                   "curves) and the loss terms of runs whose train_log.jsonl lies beside their result.")
 @_friendly_errors
-def report(paths, fmt, out, ci, metric_list) -> None:
+def report(paths, fmt, out, ci, metric_list, plots_dir) -> None:
     """Comparison tables from run directories, result files, or folders that hold them."""
     from genbench.files import atomic_write
-    from genbench.report import tables
+    from genbench.report import entries, run_plots, tables
 
     metrics = [m.strip() for m in metric_list.split(",") if m.strip()] if metric_list else None
     text = tables.report(paths, fmt=fmt, ci=ci, metrics=metrics)
@@ -329,6 +332,10 @@ def report(paths, fmt, out, ci, metric_list) -> None:
     else:
         atomic_write(out, lambda f: f.write(text.encode()))
         click.echo(f"Report written to {out}.")
+    if plots_dir is not None:
+        written = run_plots.draw_runs(entries.load_results(paths), plots_dir)
+        click.echo(f"{len(written)} plot files written to {plots_dir}" if written else
+                   "No plots: none of the results holds a snapshot curve or lies beside a training log.", err=True)
 
 
 @main.group()

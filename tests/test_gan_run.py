@@ -129,3 +129,22 @@ def test_the_stacked_benchmark_scores_modes_per_channel(tmp_path):
     assert covered["n"] == 500 and 1 <= covered["value"] <= 500
     assert m["mode_kl[lenet-fashion-mnist]"]["value"] >= np.log(1000 / 500) - 1e-9  # 500 samples cover <= 500
     assert not any(name.startswith("fid") for name in m)  # the one-channel extractor scores no 3-channel FID
+
+
+def test_genbench_report_plots_the_curve_and_the_losses_of_a_run(reference, tmp_path):
+    from click.testing import CliRunner
+
+    from genbench.cli import main
+    from genbench.report import entries, run_plots
+
+    out, result = reference
+    proc = CliRunner().invoke(main, ["report", str(out), "--metrics", "fid", "--plots", str(tmp_path / "plots")])
+    assert proc.exit_code == 0, proc.output
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "fashion-mnist--fid-lenet-fashion-mnist--over-training.png",
+        "fashion-mnist--fid-lenet-fashion-mnist--over-training.svg",
+        "fashion-mnist--training-losses.png", "fashion-mnist--training-losses.svg"]
+    fig = run_plots.snapshot_curve(entries.load_results([out]))
+    line = next(ln for ln in fig.axes[0].lines if len(ln.get_xdata()) == 2)
+    assert list(line.get_xdata()) == [6, 12]
+    assert list(line.get_ydata()) == pytest.approx([p["fid[lenet-fashion-mnist]"] for p in result["snapshots"]["curve"]])

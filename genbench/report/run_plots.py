@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -522,3 +523,24 @@ def _over_seeds(curves: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     dev = np.where(have, grid - mean, 0.0)
     std = np.where(count > 1, np.sqrt((dev ** 2).sum(axis=0) / np.maximum(count - 1, 1)), np.nan)
     return steps, mean, std, count
+
+
+def draw_runs(loaded: Sequence, out_dir: Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """The plots of `genbench report --plots DIR`: per dataset, sample quality over training (one plot per way
+    the snapshot curves were made) and the logged loss terms of the runs whose train_log.jsonl lies beside their
+    result. `loaded`: `entries.LoadedResult`s. Returns the files written; nothing is drawn for results that hold
+    neither."""
+    from genbench.report.plots import save
+
+    slug = lambda text: re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"  # noqa: E731
+    written: list[Path] = []
+    for dataset in dict.fromkeys(entries.dataset_of(item.result) for item in loaded):
+        here = [item for item in loaded if entries.dataset_of(item.result) == dataset]
+        for kind in snapshot_kinds(here):
+            stem = out_dir / f"{slug(dataset)}--{slug(kind.metric)}--over-training"
+            written += save(snapshot_curve(here, kind), stem, formats)
+        logs = [item.run_dir for item in here if (item.run_dir / "train_log.jsonl").is_file()]
+        if logs and logged_terms(logs):
+            written += save(loss_curves(logs, title=f"Losses during training, {dataset}"),
+                            out_dir / f"{slug(dataset)}--training-losses", formats)
+    return written
