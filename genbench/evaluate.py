@@ -51,7 +51,6 @@ class Context:
     images: np.ndarray  # the evaluation split's scored images, uint8 (N, C, H, W)
     device: torch.device
     progress: bool
-    echo: Echo
     seed: int  # the run's seed (a fresh model for a snapshot is built with it)
     metrics: dict[str, dict] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # result sections beside `metrics` (disentanglement, snapshots, ...)
@@ -109,7 +108,7 @@ def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
     ev = protocol.evaluation
     images = _evaluation_images(held_out, ev.num_images, ev.subset_seed)
     model = _load(protocol, rd.weights, tuple(images.shape[1:]), info["seed"], device)
-    ctx = Context(rd, protocol, model, train, held_out, images, device, progress, echo, info["seed"],
+    ctx = Context(rd, protocol, model, train, held_out, images, device, progress, info["seed"],
                   files={"weights": rd.weights.name, "samples": rd.samples_png.name, "train_log": "train_log.jsonl"})
     for step in STEPS:
         if step.applies(type(model), protocol):

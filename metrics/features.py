@@ -344,6 +344,14 @@ BUILTIN: tuple[ExtractorSpec, ...] = (INCEPTION_V3_COMPAT, *PASS_THROUGH)
 # Extraction
 
 
+def as_tensor(batch) -> torch.Tensor:
+    """A batch of images (numpy array, memmap or tensor) as a tensor sharing memory where it can."""
+    if not isinstance(batch, np.ndarray):
+        return batch
+    batch = np.ascontiguousarray(batch)
+    return torch.from_numpy(batch if batch.flags.writeable else batch.copy())  # memmaps are read-only
+
+
 def extract(
     module: torch.nn.Module,
     images: np.ndarray | torch.Tensor,
@@ -378,13 +386,7 @@ def extract(
     bar = tqdm(total=len(images), desc=f"features ({name})", unit="img", disable=not progress)
     with torch.inference_mode(), bar:
         for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size]
-            if isinstance(batch, np.ndarray):
-                batch = np.ascontiguousarray(batch)
-                x = torch.from_numpy(batch if batch.flags.writeable else batch.copy())  # memmaps are read-only
-            else:
-                x = batch
-            x = x.to(device)
+            x = as_tensor(images[start : start + batch_size]).to(device)
             if to_rgb:
                 x = x.expand(-1, 3, -1, -1).contiguous()  # (B, 3, H, W), the gray value in every channel
             out = module(x)

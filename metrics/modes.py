@@ -63,6 +63,7 @@ import numpy as np
 import torch
 
 from genbench import GenbenchError
+from genbench.metrics.features import as_tensor
 
 HIGHER_IS_BETTER = {"classes_covered": True, "class_kl": False, "modes_covered": True, "mode_kl": False}
 
@@ -203,13 +204,7 @@ def classify(module: torch.nn.Module, images, *, batch_size: int = 256, device: 
     parts = []
     with torch.inference_mode():
         for start in range(0, n, rows):
-            batch = images[start : start + rows]
-            if isinstance(batch, np.ndarray):
-                batch = np.ascontiguousarray(batch)
-                x = torch.from_numpy(batch if batch.flags.writeable else batch.copy())  # memmaps are read-only
-            else:
-                x = batch
-            x = x.to(device)
+            x = as_tensor(images[start : start + rows]).to(device)
             if per_channel:
                 x = x.reshape(-1, 1, *x.shape[2:])  # (B*C, 1, H, W), channel j of sample i at row i*C + j
             out = module(x)

@@ -115,10 +115,6 @@ def _title(board: Path) -> str:
     return f"genbench leaderboard: {board.resolve().name}"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
-
-
 def _draw_plots(board: Path, frame, built: list[tables.Table], formats, results: list[tuple[dict, Path]]) -> list[dict]:
     """Per table: a bar chart of each column, and the first column with training times against training time;
     then, where results of its dataset have them, their sample quality over training (one plot per kind of
@@ -131,7 +127,7 @@ def _draw_plots(board: Path, frame, built: list[tables.Table], formats, results:
     out, used = [], set()
 
     def stem(*parts: str) -> Path:
-        name = "--".join(_slug(p) for p in parts)
+        name = "--".join(plots.slug(p) for p in parts)
         unique, i = name, 2
         while unique in used:
             unique, i = f"{name}-{i}", i + 1

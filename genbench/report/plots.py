@@ -19,6 +19,7 @@ better)"), never by an internal key alone.
 from __future__ import annotations
 
 import math
+import re
 import sys
 import textwrap
 from functools import wraps
@@ -64,6 +65,11 @@ _NAMES = {"fid": "FID", "kid": "KID", "is": "IS", "precision": "Precision", "rec
 _UNITS = {"bpd": "bits/dim", "bpd_iwae": "bits/dim", "psnr": "dB", "independent_pixel_bpd": "bits/dim",
           "class_kl": "nats", "mode_kl": "nats"}
 _BOUNDS = {"elbo", "iwae", "bound", "vlb"}  # estimators that give an upper bound on the NLL
+
+
+def slug(text: str) -> str:
+    """A file-name part for a plot: lower-case letters and digits, runs of anything else as one '-'."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
 def _styled(fn):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import warnings
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -530,9 +529,8 @@ def draw_runs(loaded: Sequence, out_dir: Path, formats: Sequence[str] = ("png", 
     the snapshot curves were made) and the logged loss terms of the runs whose train_log.jsonl lies beside their
     result. `loaded`: `entries.LoadedResult`s. Returns the files written; nothing is drawn for results that hold
     neither."""
-    from genbench.report.plots import save
+    from genbench.report.plots import save, slug
 
-    slug = lambda text: re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"  # noqa: E731
     written: list[Path] = []
     for dataset in dict.fromkeys(entries.dataset_of(item.result) for item in loaded):
         here = [item for item in loaded if entries.dataset_of(item.result) == dataset]
