@@ -139,3 +139,100 @@ def test_bits_per_dim_accumulator_batch_independent():
     assert out["n"] == 50
     assert out["mean"] == pytest.approx(bpd.mean(), rel=1e-12)
     assert out["std"] == pytest.approx(bpd.std(), rel=1e-8)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The discretized Gaussian (DDPM's decoder, Ho et al. 2020 Eq. 13) and the Gaussian KL of the diffusion bound
+
+def _gauss_pmf(mean: float, log_scale: float, dtype=torch.float32) -> torch.Tensor:
+    """log P(v) for all 256 values v, (256,), under the discretized Gaussian."""
+    m = torch.full((256,), mean, dtype=dtype)
+    s = torch.full((256,), log_scale, dtype=dtype)
+    return lk.discretized_gaussian_log_prob(ALL_VALUES, m, s)
+
+
+@pytest.mark.parametrize("mean", [-2.0, -1.0, -0.5, 0.0, 0.3, 1.0, 2.0, 2 * 37 / 255 - 1])
+@pytest.mark.parametrize("log_scale", [-8.0, -6.0, -4.0, -2.0, -1.0, 0.0, 1.0, 3.0])
+def test_discretized_gaussian_is_a_pmf(mean, log_scale):
+    log_p = _gauss_pmf(mean, log_scale)
+    assert torch.isfinite(log_p).all()
+    assert (log_p <= 1e-6).all()
+    # float32: each bin's log carries ~1e-7 relative rounding (and the two-log difference of very wide bins
+    # ~1e-4 on their small inner mass), so the total is 1 to well within 1e-5 (measured <= 2.4e-7 on this grid)
+    assert abs(torch.logsumexp(log_p, 0).exp().item() - 1.0) < 1e-5
+    # in float64 the pmf is exact to rounding
+    assert abs(torch.logsumexp(_gauss_pmf(mean, log_scale, torch.float64), 0).exp().item() - 1.0) < 1e-12
+
+
+@pytest.mark.parametrize("mean,log_scale", [(0.0, -1.0), (0.2, -4.0), (-0.9, -3.0), (0.95, -5.5),
+                                            (1.3, -2.0), (-0.1, 1.0), (2 * 100 / 255 - 1, -6.0), (-1.7, 0.5)])
+def test_discretized_gaussian_matches_float64_cdf_difference(mean, log_scale):
+    v = torch.arange(256, dtype=torch.float64)
+    centers = 2 * v / 255 - 1
+    s = math.exp(log_scale)
+    upper = torch.where(v == 255, torch.ones_like(v), torch.special.ndtr((centers + 1 / 255 - mean) / s))
+    lower = torch.where(v == 0, torch.zeros_like(v), torch.special.ndtr((centers - 1 / 255 - mean) / s))
+    p = (upper - lower).numpy()
+    assert abs(p.sum() - 1) < 1e-12
+    ok = p > 1e-8  # where float64 differencing is itself accurate (relative error < 1e-7)
+    assert ok.sum() >= 1
+    got = _gauss_pmf(mean, log_scale).double().numpy()
+    np.testing.assert_allclose(got[ok], np.log(p[ok]), rtol=1e-4, atol=1e-4)  # float32 result
+    got64 = _gauss_pmf(mean, log_scale, torch.float64).numpy()
+    np.testing.assert_allclose(got64[ok], np.log(p[ok]), rtol=1e-7, atol=1e-9)
+
+
+def test_discretized_gaussian_against_erf_and_far_tails():
+    # a few bins by hand with math.erfc (Phi(z) = erfc(-z / sqrt 2) / 2, accurate in the lower tail; upper-tail
+    # bins by symmetry, P = Phi(-b) - Phi(-a)): mean 0.1, s = 0.05, bins at the mean, 22 sigma out, the edges
+    mean, s = 0.1, 0.05
+    Phi = lambda z: 0.5 * math.erfc(-z / math.sqrt(2))  # noqa: E731
+    x = torch.tensor([0, 100, 130, 140, 141, 150, 255], dtype=torch.uint8)
+    got = lk.discretized_gaussian_log_prob(x, torch.full((7,), mean, dtype=torch.float64),
+                                           torch.full((7,), math.log(s), dtype=torch.float64))
+    for v, g in zip(x.tolist(), got.tolist()):
+        c = 2 * v / 255 - 1
+        a, b = (c + 1 / 255 - mean) / s, (c - 1 / 255 - mean) / s
+        if c < mean:
+            want = math.log(Phi(a) - (0.0 if v == 0 else Phi(b)))
+        else:
+            want = math.log(Phi(-b) - (0.0 if v == 255 else Phi(-a)))
+        # float64 with exact CDFs on both sides: agreement to ~1e-13 relative; 1e-9 is loose
+        assert g == pytest.approx(want, rel=1e-9, abs=1e-12), v
+    assert got[0].item() < -200  # value 0 lies 22 sigma below the mean: log P ~ -245
+    # far in the tails the logs stay finite (no difference of two numbers near 1 or 0 is formed)
+    x = torch.tensor([0, 1, 2, 128, 253, 254, 255] * 2, dtype=torch.uint8)
+    mean = torch.tensor([1.0] * 7 + [-1.0] * 7, requires_grad=True)
+    log_scale = torch.full((14,), -8.0, requires_grad=True)
+    out = lk.discretized_gaussian_log_prob(x, mean, log_scale)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(mean.grad).all() and torch.isfinite(log_scale.grad).all()
+    assert out[0].item() < -1e6  # value 0 at 5800 sigma from mean 1: log P ~ -z^2 / 2 ~ -1.7e7
+    assert out[6].item() == pytest.approx(0.0, abs=1e-6)  # value 255 takes the whole mass of a mean at 1
+
+
+def test_discretized_gaussian_rejects_bad_input():
+    with pytest.raises(GenbenchError, match="uint8"):
+        lk.discretized_gaussian_log_prob(torch.zeros(3), torch.zeros(3), torch.zeros(3))
+    with pytest.raises(GenbenchError, match="shape"):
+        lk.discretized_gaussian_log_prob(torch.zeros(3, dtype=torch.uint8), torch.zeros(4), torch.zeros(4))
+    with pytest.raises(GenbenchError, match="shape"):
+        lk.discretized_gaussian_log_prob(torch.zeros(3, dtype=torch.uint8), torch.zeros(3), torch.zeros(1))
+
+
+def test_gaussian_kl_matches_torch_distributions():
+    g = torch.Generator().manual_seed(0)
+    mean1, mean2 = torch.randn(2, 50, generator=g, dtype=torch.float64) * 2
+    logvar1, logvar2 = torch.randn(2, 50, generator=g, dtype=torch.float64) * 3
+    want = torch.distributions.kl_divergence(torch.distributions.Normal(mean1, (0.5 * logvar1).exp()),
+                                             torch.distributions.Normal(mean2, (0.5 * logvar2).exp()))
+    got = lk.gaussian_kl(mean1, logvar1, mean2, logvar2)
+    assert got.shape == (50,)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    assert (got >= 0).all()
+    torch.testing.assert_close(lk.gaussian_kl(mean1, logvar1, mean1, logvar1), torch.zeros_like(mean1),
+                               rtol=0, atol=1e-15)
+    # broadcasting, as the diffusion bound uses it (per-timestep log-variances against image tensors)
+    out = lk.gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2, 3), torch.tensor(math.log(4.0)))
+    torch.testing.assert_close(out, torch.full((2, 3), 0.5 * (math.log(4) - 1 + 0.25 + 0.25)), rtol=1e-6,
+                               atol=1e-7)

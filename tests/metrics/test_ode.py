@@ -1,0 +1,241 @@
+"""genbench.metrics.ode: the Dormand-Prince solver on ODEs with closed-form solutions, the divergence against the
+autograd Jacobian, and the probability-flow likelihood of Gaussian data against the exact Gaussian density.
+
+For Gaussian data x0 ~ N(m, Sigma), every p_t of the VP and VE SDEs is Gaussian, N(c(t) m, C(t)), with
+C(t) = abar(t) Sigma + (1 - abar(t)) I (VP, c = sqrt(abar)) or Sigma + (sigma(t)^2 - sigma_min^2) I (VE, c = 1).
+All C(t) share Sigma's eigenvectors U, so the probability-flow ODE carries x at t0 to
+z = c(t1) m + U diag(sqrt(C1 / C0)) U^T (x - c(t0) m) at t1, and the instantaneous change of variables gives
+log p_t0(x) = log p_t1(z) + int div. With the SDE's own prior N(0, I) or N(0, sigma_max^2 I) in place of the
+true p_1 (off by 1e-2 to 4e-2 nats here), ode_log_prob returns log p_t0(x) - log p_1(z) + log prior(z) exactly,
+which is what the tests compare against.
+"""
+
+import contextlib
+import itertools
+import math
+
+import pytest
+import torch
+
+from genbench.metrics.ode import divergence, dopri5, ode_log_prob, rademacher
+from genbench.noise import VESDE, VPSDE, probability_flow_drift
+
+F64 = torch.float64
+
+
+@contextlib.contextmanager
+def one_thread_only():
+    """One intra-op thread: these small tensors run fastest so on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread_only():
+        yield
+
+
+# ----------------------------------------------------------------------------------------------------------
+# (a) the solver
+
+MATRICES = {"spiral": [[-0.5, 2.0], [-2.0, -0.5]], "non-normal": [[-1.0, 3.0], [0.0, -2.0]],
+            "growing": [[0.3, 1.0], [-1.0, 0.0]]}
+
+
+@pytest.mark.parametrize("name", list(MATRICES))
+@pytest.mark.parametrize("t0,t1", [(0.0, 3.0), (3.0, 0.0), (0.5, -1.5)])
+def test_dopri5_linear_system_against_matrix_exp(name, t0, t1):
+    A = torch.tensor(MATRICES[name], dtype=F64)
+    y0 = torch.tensor([[1.0, 0.0], [0.3, -2.0], [5.0, 1.0]], dtype=F64)
+    exact = y0 @ torch.linalg.matrix_exp(A * (t1 - t0)).T
+    errors = {}
+    for tol in (1e-5, 1e-8, 1e-10):
+        calls = []
+
+        def f(t, y):
+            calls.append(t)
+            return y @ A.T
+
+        sol = dopri5(f, y0, t0, t1, rtol=tol, atol=tol)
+        err = ((sol.y - exact).abs() / (tol + tol * exact.abs())).max().item()
+        # the tolerance bounds each step's local error; the global error is their sum carried by the flow, which
+        # grows them by up to e^{|A| |t1 - t0|}: measured <= 2x the tolerance, 13x for the backward spiral
+        # (integrating a decaying spiral backwards amplifies by e^{1.5}); 30x flags a broken method or control
+        assert err < 30, (tol, err)
+        errors[tol] = ((sol.y - exact).abs().max() / exact.abs().max()).item()
+        assert sol.nfe == len(calls)  # every evaluation counted
+        assert (sol.nfe - 1) % 6 == 0 and sol.nfe >= 1 + 6 * sol.steps  # one start, six per (tried) step
+        assert all(min(t0, t1) - 1e-12 <= t <= max(t0, t1) + 1e-12 for t in calls)  # never outside [t0, t1]
+    # a 5th-order method: the error falls about as fast as the tolerance (1e5 here; demand 1e3)
+    assert errors[1e-10] < 1e-3 * errors[1e-5]
+    assert errors[1e-10] < 1e-8
+
+
+def test_dopri5_time_dependent_and_trivial():
+    # dy/dt = cos(t) y: y(t1) = y0 exp(sin t1 - sin t0); checks the stage times c_i h, which an autonomous
+    # ODE cannot see
+    y0 = torch.tensor([[1.0], [-2.0]], dtype=F64)
+    for t0, t1 in [(0.0, 4.0), (4.0, -1.0)]:
+        sol = dopri5(lambda t, y: math.cos(t) * y, y0, t0, t1, rtol=1e-9, atol=1e-9)
+        exact = y0 * math.exp(math.sin(t1) - math.sin(t0))
+        torch.testing.assert_close(sol.y, exact, rtol=3e-8, atol=3e-8)  # 30x the tolerance, as above
+    # the controller's exponent 1/5 on a 5th-order local error makes the step count grow as tol^(-1/5): x10
+    # over five decades (measured 8.6). A wrong node c_i still meets the tolerance, but, its order reduced,
+    # only with ~tol^(-1/3) steps (x17 with c_2 = 1/4, which nothing else here detects)
+    steps = [dopri5(lambda t, y: math.cos(t) * y, y0, 0.0, 10.0, rtol=tol, atol=tol).steps for tol in (1e-6, 1e-11)]
+    assert steps[1] / steps[0] < 13
+    same = dopri5(lambda t, y: y, y0, 1.0, 1.0)
+    assert torch.equal(same.y, y0) and same.steps == 0 and same.nfe == 1
+    with pytest.raises(RuntimeError, match="did not reach"):
+        dopri5(lambda t, y: y, y0, 0.0, 10.0, rtol=1e-12, atol=1e-12, max_steps=5)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# (c) the divergence
+
+def _field(x):
+    """A small nonlinear vector field, row by row: (B, 3) -> (B, 3)."""
+    w = torch.tensor([[0.5, -1.0, 0.3], [2.0, 0.1, -0.7], [-0.4, 0.9, 1.2]], dtype=F64)
+    return torch.tanh(x @ w) * x.sum(1, keepdim=True) + torch.sin(x) * x[:, :1] ** 2
+
+
+def test_divergence_is_the_jacobian_trace():
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0), dtype=F64)
+    want = torch.stack([torch.autograd.functional.jacobian(lambda r: _field(r[None])[0], row).trace() for row in x])
+    xg = x.clone().requires_grad_(True)
+    got = divergence(_field(xg), xg, None)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    # Hutchinson with all 2^3 Rademacher vectors is exact (their mean of e_i e_j is the identity)
+    probes = [torch.tensor(signs, dtype=F64).expand(5, 3) for signs in itertools.product([-1.0, 1.0], repeat=3)]
+    torch.testing.assert_close(divergence(_field(xg), xg, probes), want, rtol=1e-12, atol=1e-12)
+    # one probe: e^T J e, per row
+    e = rademacher((5, 3), generator=torch.Generator().manual_seed(1), dtype=F64)
+    jac = [torch.autograd.functional.jacobian(lambda r: _field(r[None])[0], row) for row in x]
+    want1 = torch.stack([e[i] @ jac[i] @ e[i] for i in range(5)])
+    torch.testing.assert_close(divergence(_field(xg), xg, [e]), want1, rtol=1e-12, atol=1e-12)
+    assert set(e.unique().tolist()) == {-1.0, 1.0}
+    # image-shaped inputs: the trace over all C*H*W dimensions of each image
+    xi = torch.randn(2, 2, 2, 2, generator=torch.Generator().manual_seed(2), dtype=F64).requires_grad_(True)
+    torch.testing.assert_close(divergence(xi ** 3, xi, None), (3 * xi ** 2).flatten(1).sum(1).detach(),
+                               rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# (b) the probability-flow likelihood of Gaussian data
+
+D = 3
+MEAN = torch.tensor([0.5, -1.0, 0.2], dtype=F64)
+
+
+class GaussianData:
+    """x0 ~ N(MEAN, U diag(lam) U^T) and its exact noised marginals under a VP or VE SDE."""
+
+    def __init__(self, sde, lam, rotate: bool):
+        self.sde = sde
+        self.lam = torch.as_tensor(lam, dtype=F64)
+        if rotate:
+            q, _ = torch.linalg.qr(torch.randn(D, D, generator=torch.Generator().manual_seed(3), dtype=F64))
+            self.U = q
+        else:
+            self.U = torch.eye(D, dtype=F64)
+
+    def law(self, t):
+        """Mean coefficient c(t) (B, 1) and eigenvalues of C(t) (B, D)."""
+        t = torch.as_tensor(t, dtype=F64).reshape(-1)
+        x0 = torch.ones(len(t), 1, dtype=F64)
+        coef, std = self.sde.marginal(x0, t)  # the module's own marginal: mean coefficient and std of p(x_t | x0)
+        return coef, self.lam * coef ** 2 + std ** 2
+
+    def score(self, x, t):
+        c, ev = self.law(t)
+        return -(((x - c * MEAN) @ self.U) / ev) @ self.U.T
+
+    def log_prob(self, x, t):
+        c, ev = self.law(t)
+        y = (x - c * MEAN) @ self.U
+        return -0.5 * (D * math.log(2 * math.pi) + ev.log().sum(1) + (y ** 2 / ev).sum(1))
+
+    def transport(self, x, t0, t1):
+        c0, e0 = self.law(t0)
+        c1, e1 = self.law(t1)
+        return c1 * MEAN + (((x - c0 * MEAN) @ self.U) * (e1 / e0).sqrt()) @ self.U.T
+
+    def expected(self, x, t0, t1=1.0):
+        """What ode_log_prob returns with the SDE's prior: log p_t0(x) - log p_t1(z) + log prior(z)."""
+        z = self.transport(x, t0, t1)
+        return self.log_prob(x, t0) - self.log_prob(z, t1) + self.sde.prior_log_prob(z)
+
+    def drift(self, x, t):
+        return probability_flow_drift(self.sde, self.score, x, t)
+
+
+SDES = {"VP": VPSDE(0.1, 20.0), "VE": VESDE(0.01, 50.0)}
+T0 = 1e-5  # the usual start of the likelihood integral; compared against p_{t0}, not p_0
+
+
+def test_gaussian_marginals_of_the_helper():
+    """The helper's closed forms, checked against the SDEs' definitions, so the comparisons below are fair."""
+    t = torch.tensor([0.3], dtype=F64)
+    ab = math.exp(-(0.1 * 0.3 + 19.9 * 0.09 / 2))
+    c, ev = GaussianData(SDES["VP"], [0.36] * 3, False).law(t)
+    assert c.item() == pytest.approx(math.sqrt(ab), rel=1e-13)
+    torch.testing.assert_close(ev, torch.full((1, 3), ab * 0.36 + 1 - ab, dtype=F64), rtol=1e-13, atol=0)
+    c, ev = GaussianData(SDES["VE"], [0.36] * 3, False).law(t)
+    sig = 0.01 * 5000 ** 0.3
+    assert c.item() == 1.0
+    torch.testing.assert_close(ev, torch.full((1, 3), 0.36 + sig ** 2 - 1e-4, dtype=F64), rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("name", list(SDES))
+def test_ode_log_prob_exact_trace_equals_the_gaussian_density(name):
+    data = GaussianData(SDES[name], [0.36] * 3, rotate=False)  # x ~ N(m, s^2 I), s = 0.6
+    x = MEAN + 0.6 * torch.randn(8, D, generator=torch.Generator().manual_seed(4), dtype=F64)
+    out = ode_log_prob(data.drift, data.sde.prior_log_prob, x, t0=T0, t1=1.0, probes=0)
+    # solver error at the default rtol = atol = 1e-5 measured 2e-5 (VP) / 9e-5 (VE) nats
+    torch.testing.assert_close(out.log_prob, data.expected(x, T0), rtol=0, atol=1e-3)
+    # the SDE prior is not exactly p_1: without the correction the gap is visible (so the above is not vacuous)
+    gap = (data.expected(x, T0) - data.log_prob(x, T0)).abs().max().item()
+    assert 1e-2 < gap < 0.1
+    # with the exact p_1 as the prior the result is log p_t0(x) itself
+    exact_prior = ode_log_prob(data.drift, lambda z: data.log_prob(z, 1.0), x, t0=T0, t1=1.0, probes=0)
+    torch.testing.assert_close(exact_prior.log_prob, data.log_prob(x, T0), rtol=0, atol=1e-3)
+    assert out.nfe > 6 and out.steps > 0
+    # isotropic data: the drift's Jacobian is a multiple of I, so a Rademacher probe's e^T J e = tr J exactly
+    hutch = ode_log_prob(data.drift, data.sde.prior_log_prob, x, t0=T0, probes=1,
+                         generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(hutch.log_prob, out.log_prob, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", list(SDES))
+def test_ode_log_prob_hutchinson_is_unbiased(name):
+    # a rotated, anisotropic covariance, so that the Jacobian is not diagonal and one probe has variance
+    data = GaussianData(SDES[name], [0.05, 0.3, 2.0], rotate=True)
+    x4 = MEAN + torch.randn(4, D, generator=torch.Generator().manual_seed(6), dtype=F64)
+    exact_trace = ode_log_prob(data.drift, data.sde.prior_log_prob, x4, t0=T0, probes=0)
+    # the solver error is larger for this stiffer, anisotropic flow (measured 2e-4 / 7e-4 nats)
+    torch.testing.assert_close(exact_trace.log_prob, data.expected(x4, T0), rtol=0, atol=1e-3)
+    reps = 500
+    x = x4.repeat_interleave(reps, 0)
+    out = ode_log_prob(data.drift, data.sde.prior_log_prob, x, t0=T0, probes=1,
+                       generator=torch.Generator().manual_seed(7))
+    err = out.log_prob - data.expected(x, T0)
+    # With a probe e fixed over the solve the estimate is e^T K e, K = int J dt = U diag(log(C1 / C0) / 2) U^T
+    # (for both SDEs J = (dC/dt / 2) C^{-1} in the eigenbasis, up to the VP's -beta/2 I that cancels), whose
+    # Rademacher variance is 2 sum_{i != j} K_ij^2
+    c0, e0 = data.law(T0)
+    c1, e1 = data.law(1.0)
+    K = data.U @ torch.diag((0.5 * (e1 / e0).log())[0]) @ data.U.T
+    var = 2 * (K ** 2).sum() - 2 * (K.diagonal() ** 2).sum()
+    assert var.item() > 0.5  # the estimator is genuinely noisy here
+    # sample variance of 2000 draws: relative SE sqrt((kurtosis - 1) / n) < 0.1 for this 4-valued estimator
+    assert err.var().item() == pytest.approx(var.item(), rel=0.15)
+    # unbiased: the mean error over 2000 draws within 4 standard errors plus the solver's 1e-3
+    se = math.sqrt(var.item() / len(err))
+    assert abs(err.mean().item()) < 4 * se + 1e-3
+    for i in range(4):  # and for each of the four points, 500 draws each
+        assert abs(err[i * reps:(i + 1) * reps].mean().item()) < 4 * math.sqrt(var.item() / reps) + 1e-3
