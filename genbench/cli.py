@@ -210,6 +210,64 @@ def show(run_dir: Path) -> None:
     click.echo(f"  files     {', '.join(files)}")
 
 
+@main.command("sampler-steps")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--steps", default="10,20,50,100,1000", show_default=True,
+              help="Comma-separated numbers of sampling steps (DDIM's S; the model's T is ancestral sampling "
+                   "where the model samples that way).")
+@click.option("--num-samples", type=click.IntRange(min=2), default=2000, show_default=True,
+              help="Samples per point (the same generator seed, so the same starting noise, at every point).")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="GENBENCH_DATA")
+@click.option("--offline", is_flag=True, help="Never download; fail with instructions if data is missing.")
+@click.option("--no-progress", is_flag=True)
+@_friendly_errors
+def sampler_steps(run_dir, steps, num_samples, device, data_root, offline, no_progress) -> None:
+    """FID against the number of sampling steps for a trained diffusion run (DDIM's speed-quality trade-off).
+
+    Writes RUN_DIR/sampler_steps.json (the curve, with how it was made and the code that made it) and
+    RUN_DIR/sampler-steps.png / .svg; result.json is not touched.
+    """
+    from genbench import evaluate, registry, results
+    from genbench.device import resolve_device
+    from genbench.files import sha256_file, write_json
+    from genbench.report.plots import save
+    from genbench.report.run_plots import sampler_steps_plot
+    from genbench.rundir import RunDir
+
+    rd = RunDir(run_dir)
+    if not rd.weights.exists():
+        raise GenbenchError(f"{run_dir} holds no trained weights ({rd.weights.name}); finish the run first.")
+    try:
+        counts = tuple(int(v) for v in steps.split(","))
+    except ValueError:
+        raise GenbenchError(f"--steps takes comma-separated whole numbers, got {steps!r}") from None
+    info = rd.info()
+    protocol = registry.protocol(info["protocol"]["protocol"])
+    if protocol.hash != info["protocol"]["hash"]:
+        raise GenbenchError(f"{run_dir} was made under {protocol.ref} with hash {info['protocol']['hash']}, but "
+                            f"this genbench defines it as {protocol.hash}; use the genbench that made the run.")
+    spec = registry.dataset(protocol.dataset)
+    load = dict(data_root=data_root, download=not offline, progress=not no_progress)
+    dev = resolve_device(device)
+    ctx = evaluate.open_context(rd, protocol, train=spec.load(protocol.train_split, **load),
+                                held_out=spec.load(protocol.evaluation.split, **load), device=dev,
+                                progress=not no_progress)
+    section = evaluate.sampler_steps_curve(ctx, counts, num_samples)
+    write_json(rd.path / "sampler_steps.json", {"schema": results.SCHEMA, "kind": "sampler steps",
+                                                "run_id": info["run_id"], "protocol": info["protocol"],
+                                                "created": results.now(), "sampler_steps": section,
+                                                "provenance": results.provenance(
+                                                    data_hash={ctx.train.split: ctx.train.content_hash},
+                                                    checkpoint_sha256=sha256_file(rd.weights))})
+    paths = save(sampler_steps_plot(section, title=f"{protocol.model} on {protocol.dataset}: sample quality "
+                                                   "against sampling steps"), rd.path / "sampler-steps")
+    for p in section["curve"]:
+        click.echo(f"  {p['steps']:>5} steps  {section['metrics'][0]} {p[section['metrics'][0]]:.2f}  "
+                   f"{p['images_per_s']:.1f} images/s")
+    click.echo(f"Written: {rd.path / 'sampler_steps.json'}, {', '.join(str(p) for p in paths)}")
+
+
 @main.command(epilog="Sample files: " + SIZE_AND_CHANNEL_POLICY)
 @click.argument("samples")
 @click.option("--ref", required=True,

@@ -2,7 +2,8 @@
 
 Evaluation is a short list of steps (STEPS). Each step names what it needs, as a test on the model's class
 and the protocol, never on a family's name: bits/dim where `log_likelihood` exists (and its IWAE bound where
-the model takes importance samples), PSNR/SSIM where `reconstruct` exists (the VAE's decoder, a GAN's latent
+the model takes importance samples), bits/dim of the probability-flow ODE where `ode_log_likelihood` exists
+and the protocol names a subset for it, PSNR/SSIM where `reconstruct` exists (the VAE's decoder, a GAN's latent
 projection), samples for every family, their sample quality and mode coverage where the protocol names an
 extractor, the curve over training where the protocol keeps snapshots, disentanglement where the dataset has
 ground-truth factors, traversals where the model encodes and decodes. A new capability adds a step. The same
@@ -14,6 +15,7 @@ training split.
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 import warnings
@@ -101,15 +103,23 @@ class Step:
     writes: Callable[[type, Protocol], list[str]] = lambda model_class, protocol: []  # metric names
 
 
+def open_context(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: ImageData, device: torch.device,
+                 progress: bool = True) -> Context:
+    """The saved weights loaded into a fresh model, with the scored images: what every step reads."""
+    ev = protocol.evaluation
+    images = _evaluation_images(held_out, ev.num_images, ev.subset_seed)
+    seed = rd.info()["seed"]
+    model = _load(protocol, rd.weights, tuple(images.shape[1:]), seed, device)
+    return Context(rd, protocol, model, train, held_out, images, device, progress, seed,
+                   files={"weights": rd.weights.name, "samples": rd.samples_png.name, "train_log": "train_log.jsonl"})
+
+
 def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: ImageData, device: torch.device,
                  progress: bool = True, echo: Echo = print) -> dict:
     info = rd.info()
     t0 = time.perf_counter()
-    ev = protocol.evaluation
-    images = _evaluation_images(held_out, ev.num_images, ev.subset_seed)
-    model = _load(protocol, rd.weights, tuple(images.shape[1:]), info["seed"], device)
-    ctx = Context(rd, protocol, model, train, held_out, images, device, progress, info["seed"],
-                  files={"weights": rd.weights.name, "samples": rd.samples_png.name, "train_log": "train_log.jsonl"})
+    ctx = open_context(rd, protocol, train=train, held_out=held_out, device=device, progress=progress)
+    model, images = ctx.model, ctx.images
     for step in STEPS:
         if step.applies(type(model), protocol):
             echo(f"  {step.name} ...")
@@ -178,9 +188,11 @@ def _takes_iwae(model_class, protocol) -> bool:
 
 def _likelihood(ctx: Context) -> None:
     ev, model, images = ctx.ev, ctx.model, ctx.images
-    estimator = "elbo" if model.likelihood == "bound" else "exact"
+    # a family names its estimator where "elbo" / "exact" would not say what it computes (DDPM: vlb, vlb-mc)
+    estimator = getattr(model, "likelihood_estimator", "elbo" if model.likelihood == "bound" else "exact")
     nll = _negative_log_likelihoods(ctx, images, ev.batch_size, ctx.generator(), "bits/dim", k=1)
-    ctx.metrics["bpd"] = _bpd_metric(nll, images, split=ctx.split, estimator=estimator)
+    ctx.metrics["bpd"] = _bpd_metric(nll, images, split=ctx.split, estimator=estimator,
+                                     **getattr(model, "likelihood_details", {}))
     if _takes_iwae(type(model), ctx.protocol):
         subset = images[: ev.iwae_images]
         nll_k = _negative_log_likelihoods(ctx, subset, max(1, ev.batch_size // 10), ctx.generator(1),
@@ -215,6 +227,25 @@ def _bpd_metric(nll: torch.Tensor, images: np.ndarray, *, split: str, estimator:
                           std_error=float(bpd.std() / len(bpd) ** 0.5) if len(bpd) > 1 else None, **details)
 
 
+def _has_ode_likelihood(model_class, protocol) -> bool:
+    return hasattr(model_class, "ode_log_likelihood") and bool(protocol.evaluation.ode_images)
+
+
+def _ode_likelihood(ctx: Context) -> None:
+    """Bits/dim of the probability-flow ODE on uniformly dequantized images: the first `ode_images` scored images,
+    one solve per batch; the dequantization noise and the trace probes come from the evaluation's generator."""
+    ev, model = ctx.ev, ctx.model
+    images = ctx.images[: ev.ode_images]
+    generator, nll, nfe = ctx.generator(3), [], []
+    for x in _batches(images, ev.ode_batch_size or ev.batch_size, ctx.device, ctx.progress, "ODE likelihood"):
+        out = model.ode_log_likelihood(x, generator=generator)
+        nll.append(out["nll"].double().cpu())
+        nfe.append(out["nfe"])
+    ctx.metrics["bpd_ode"] = _bpd_metric(torch.cat(nll), images, split=ctx.split, estimator="ode",
+                                         **model.ode_details, batch_size=ev.ode_batch_size or ev.batch_size,
+                                         mean_nfe=float(np.mean(nfe)))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Reconstruction: PSNR and SSIM of held-out images (decoder, or latent projection)
 
@@ -237,10 +268,10 @@ def _reconstruction(ctx: Context) -> None:
 # Samples, their quality against the reference split, and their mode coverage
 
 @torch.no_grad()
-def _draw(model, n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+def _draw(model, n: int, batch_size: int, generator: torch.Generator, **kw) -> torch.Tensor:
     parts, left = [], n
     while left > 0:
-        parts.append(model.sample(min(left, batch_size), generator=generator).cpu())
+        parts.append(model.sample(min(left, batch_size), generator=generator, **kw).cpu())
         left -= len(parts[-1])
     return torch.cat(parts)  # (n, C, H, W) uint8
 
@@ -255,6 +286,8 @@ def _samples(ctx: Context) -> None:
     samples = _draw(model, ev.num_samples, ev.batch_size, ctx.generator(2))
     synchronize(device)
     ctx.sample_ips = ev.num_samples / (time.perf_counter() - t0)
+    if hasattr(model, "sampler_description"):  # the sampler a diffusion or score model draws with
+        ctx.extra["sampler"] = model.sampler_description
     atomic_write(ctx.rd.samples_npz, lambda f: np.savez_compressed(f, images=samples.numpy()))
     grid = make_grid(samples[:64], nrow=8, padding=2, pad_value=255)  # (3, H', W') uint8, gray repeated
     image = Image.fromarray(grid.permute(1, 2, 0).numpy())
@@ -330,6 +363,42 @@ def _snapshots(ctx: Context) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Sample quality against the number of sampling steps (DDIM's speed-quality trade-off, Song et al. 2021 Table 1)
+
+def _takes_sampler_steps(model_class, protocol) -> bool:
+    return "steps" in inspect.signature(model_class.sample).parameters
+
+
+def sampler_steps_curve(ctx: Context, steps: tuple[int, ...], num_samples: int) -> dict:
+    """FID (the protocol's extractor and reference) and sampling speed of `num_samples` samples drawn with each
+    number of steps, every draw from the same generator seed (so the same x_T)."""
+    if not _takes_sampler_steps(type(ctx.model), ctx.protocol):
+        raise GenbenchError(f"{ctx.protocol.model} samples with a fixed number of steps; only a model whose "
+                            "sample() takes `steps` (ddpm) has a steps curve.")
+    if not ctx.ev.extractor:
+        raise GenbenchError(f"{ctx.protocol.ref} names no extractor, so its samples get no FID.")
+    points, names = [], []
+    for s in steps:
+        synchronize(ctx.device)
+        t0 = time.perf_counter()
+        samples = _draw(ctx.model, num_samples, ctx.ev.batch_size, ctx.generator(2), steps=s).numpy()
+        synchronize(ctx.device)
+        ips = num_samples / (time.perf_counter() - t0)
+        scores = _fidelity(ctx, samples, ("fid",))
+        names = list(scores)
+        points.append({"steps": s, **{name: rec["value"] for name, rec in scores.items()}, "images_per_s": ips})
+    description = dict(getattr(ctx.model, "sampler_description", {}))
+    description.pop("steps", None)
+    return {"n": num_samples, "metrics": names, "reference": f"{ctx.protocol.dataset}:{ctx.ev.reference_split}",
+            "extractor": ctx.ev.extractor, "sampler": description, "device": device_description(ctx.device),
+            "curve": points}
+
+
+def _sampler_steps(ctx: Context) -> None:
+    ctx.extra["sampler_steps"] = sampler_steps_curve(ctx, ctx.ev.sampler_steps, ctx.ev.sampler_steps_samples)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Disentanglement and traversals
 
 def _disentanglement(ctx: Context) -> None:
@@ -375,6 +444,7 @@ def _traversals(ctx: Context) -> None:
 STEPS: tuple[Step, ...] = (
     Step("likelihood", _has_likelihood, _likelihood,
          lambda m, p: ["bpd", *(["bpd_iwae"] if _takes_iwae(m, p) else [])]),
+    Step("probability-flow likelihood", _has_ode_likelihood, _ode_likelihood, lambda m, p: ["bpd_ode"]),
     Step("reconstruction", lambda m, p: hasattr(m, "reconstruct"), _reconstruction, lambda m, p: ["psnr", "ssim"]),
     Step("samples", lambda m, p: True, _samples),
     Step("sample quality", lambda m, p: bool(p.evaluation.extractor and p.evaluation.fidelity_metrics),
@@ -383,6 +453,8 @@ STEPS: tuple[Step, ...] = (
          _mode_names),
     Step("snapshots", lambda m, p: bool(p.snapshot_every and p.evaluation.extractor and p.evaluation.fidelity_metrics),
          _snapshots),
+    Step("sampler steps", lambda m, p: bool(p.evaluation.sampler_steps and p.evaluation.extractor)
+         and _takes_sampler_steps(m, p), _sampler_steps),
     Step("disentanglement", lambda m, p: p.evaluation.disentanglement is not None, _disentanglement,
          _disentanglement_names),
     Step("traversals", lambda m, p: all(hasattr(m, name) for name in ("posterior", "encode", "decode")),

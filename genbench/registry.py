@@ -80,6 +80,8 @@ class ModelFamily:
         caps = ["sample"]
         if hasattr(model, "log_likelihood"):
             caps.append(f"log_likelihood ({model.likelihood})")
+        if hasattr(model, "ode_log_likelihood"):
+            caps.append("ode_log_likelihood (probability flow)")
         caps += [c for c in ("encode", "decode", "reconstruct") if hasattr(model, c)]
         return caps
 
@@ -152,7 +154,7 @@ def find_protocol(*, model: str, dataset: str, tier: str):
 
 def _register_builtins() -> None:
     from genbench import data, protocols
-    from genbench.baselines import beta_vae, factor_vae, gan, vae
+    from genbench.baselines import beta_vae, ddpm, factor_vae, gan, ncsn, vae
     from genbench.metrics import domain, features
 
     MODELS.register("vae", ModelFamily("vae", vae))
@@ -160,6 +162,9 @@ def _register_builtins() -> None:
     MODELS.register("factor-vae", ModelFamily("factor-vae", factor_vae))
     for name in gan.VARIANTS:  # dcgan, wgan, wgan-gp, sngan, gan-r1: one Model, the published configurations
         MODELS.register(name, ModelFamily(name, gan, variant=name))
+    MODELS.register("ddpm", ModelFamily("ddpm", ddpm))
+    for name in ncsn.VARIANTS:  # ncsn, ncsnv2
+        MODELS.register(name, ModelFamily(name, ncsn, variant=name))
 
     for spec in data.BUILTIN:
         DATASETS.register(spec.name, spec)
@@ -169,6 +174,9 @@ def _register_builtins() -> None:
                    False, "bits/dim", "genbench.metrics.likelihood", "log_likelihood"),
         MetricInfo("bpd_iwae", "importance-weighted (IWAE) bound on the negative log-likelihood, bits/dim",
                    False, "bits/dim", "genbench.metrics.likelihood", "log_likelihood with k > 1"),
+        MetricInfo("bpd_ode", "bits/dim of the probability-flow ODE on uniformly dequantized held-out images "
+                   "(a bound up to solver and trace-estimator error)", False, "bits/dim", "genbench.metrics.ode",
+                   "ode_log_likelihood"),
         MetricInfo("psnr", "peak signal-to-noise ratio of reconstructions of held-out images (data range 255)",
                    True, "dB", "genbench.metrics.reconstruction", "reconstruct"),
         MetricInfo("ssim", "structural similarity of reconstructions of held-out images (scikit-image)",

@@ -45,13 +45,18 @@ class Evaluation:
     reconstruct_images: int | None = None  # reconstruct only the first images scored (latent projection is slow)
     modes: str | None = None  # mode coverage of the samples by the extractor's classes: "classes" or "stacked"
     snapshot_samples: int | None = None  # samples per training snapshot scored (Protocol.snapshot_every)
+    ode_images: int | None = None  # first scored images that get the probability-flow ODE likelihood
+    ode_batch_size: int | None = None  # images per ODE solve (they share the solver's steps); None: batch_size
+    sampler_steps: tuple[int, ...] | None = None  # FID against sampling steps (a model whose sample() takes steps)
+    sampler_steps_samples: int | None = None  # samples per point of that curve
 
 
 # Fields added to the dataclasses after the first protocols were published. While unset (None) they are left
 # out of `to_dict` and the hash, so adding an optional setting never changes the hash of a protocol that does
 # not use it; once set, they are hashed like any other field. (`schedule` belongs to genbench.optim.Optimizer.)
 OPTIONAL_FIELDS = frozenset({"subset_seed", "disentanglement", "reconstruct_images", "modes", "snapshot_samples",
-                             "snapshot_every", "schedule"})
+                             "snapshot_every", "schedule", "ode_images", "ode_batch_size", "sampler_steps",
+                             "sampler_steps_samples"})
 
 
 @dataclass(frozen=True)

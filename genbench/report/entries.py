@@ -33,6 +33,11 @@ import pandas as pd
 from genbench import GenbenchError
 from genbench import results as results_mod
 
+# Estimators whose value is an upper bound on the NLL (the exact value is at most it): the VAE's ELBO and IWAE,
+# DDPM's variational bound (all terms, or its unbiased sampled estimate), and the probability-flow ODE on
+# uniformly dequantized data (a bound up to the solver's and the trace estimate's error).
+BOUND_ESTIMATORS = frozenset({"elbo", "iwae", "vlb", "vlb-mc", "ode", "bound"})
+
 # Fields of a metric record that define how its number was made; two records share a column only when the
 # metric name and all of these agree. (The extractor's weights hash matters: a retrained extractor is another
 # instrument even under the same name.) The likelihood estimator is not among them: an exact bits/dim and an

@@ -60,11 +60,10 @@ COSTS = {"train_seconds": "training time", "parameters": "parameters"}
 # base metric name -> readable name. Units come from the records ("unit"), falling back to _UNITS.
 _NAMES = {"fid": "FID", "kid": "KID", "is": "IS", "precision": "Precision", "recall": "Recall",
           "density": "Density", "coverage": "Coverage", "classes_covered": "Classes covered", "class_kl": "Class KL",
-          "modes_covered": "Modes covered", "mode_kl": "Mode KL", "bpd": "NLL", "bpd_iwae": "NLL, IWAE bound",
+          "modes_covered": "Modes covered", "mode_kl": "Mode KL", "bpd": "NLL", "bpd_iwae": "NLL, IWAE bound", "bpd_ode": "NLL, probability-flow ODE",
           "psnr": "PSNR", "ssim": "SSIM", "independent_pixel_bpd": "NLL of independent pixels", **SCORE_NAMES}
-_UNITS = {"bpd": "bits/dim", "bpd_iwae": "bits/dim", "psnr": "dB", "independent_pixel_bpd": "bits/dim",
+_UNITS = {"bpd": "bits/dim", "bpd_iwae": "bits/dim", "bpd_ode": "bits/dim", "psnr": "dB", "independent_pixel_bpd": "bits/dim",
           "class_kl": "nats", "mode_kl": "nats"}
-_BOUNDS = {"elbo", "iwae", "bound", "vlb"}  # estimators that give an upper bound on the NLL
 
 
 def slug(text: str) -> str:
@@ -204,7 +203,7 @@ def _aggregate(sel: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             "mean": values[finite].mean() if finite.any() else math.nan,
             "std": values[finite].std(ddof=1) if finite.sum() > 1 else math.nan,
             "seeds": int(finite.sum()), "seeded": g["seed"].notna().all(),
-            "bound": any(e in _BOUNDS for e in estimators), "estimator": ", ".join(estimators),
+            "bound": any(e in entries.BOUND_ESTIMATORS for e in estimators), "estimator": ", ".join(estimators),
             **{c: _mean(g[c]) for c in COSTS},
             "devices": sorted({str(d) for d in g["device"] if not _missing(d)}),
         })

@@ -6,6 +6,8 @@
     snapshot_curve(results, metric)   sample quality over training from the results' `snapshots` sections: one
                                       line per row, seeds as mean ± std
     snapshot_kinds(results)           the distinct snapshot curves (metric, n, reference, extractor) in results
+    sampler_steps_plot(section)       FID against the number of sampling steps (a `sampler_steps` section of a
+                                      result or of sampler_steps.json), sampling speed beside each point
     sample_grid(run_dir)              the run's saved samples (samples.npz, else samples.png)
     read_log(path), run_label(run_dir)
 
@@ -524,6 +526,31 @@ def _over_seeds(curves: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return steps, mean, std, count
 
 
+@_styled
+def sampler_steps_plot(section: dict, *, title: str = "Sample quality against sampling steps") -> Figure:
+    """One line: the section's metric at each number of sampling steps (log axis), each point labelled with its
+    sampling speed; the sample count, reference, extractor and sampler stated under the title."""
+    metric = section["metrics"][0]
+    curve = sorted(section["curve"], key=lambda p: p["steps"])
+    x = np.array([p["steps"] for p in curve], dtype=float)
+    y = np.array([_number(p[metric]) for p in curve])
+    fig = _figure(3.6)
+    ax = fig.add_subplot()
+    ax.plot(x, y, marker="o", color=PALETTE[0])
+    for xi, yi, p in zip(x, y, curve):
+        ax.annotate(f"{p['images_per_s']:.3g} img/s", (xi, yi), xytext=(4, 6), textcoords="offset points",
+                    fontsize=7, color="#444444")
+    ax.set_xscale("log")
+    ax.set_xticks(x, [f"{int(v)}" for v in x])
+    ax.minorticks_off()
+    ax.set_xlabel("sampling steps")
+    ax.set_ylabel(metric_label(metric, higher_is_better=False))
+    sampler = ", ".join(f"{k} {v}" for k, v in section.get("sampler", {}).items())
+    _title(ax, title, f"n = {section['n']} samples per point against {section['reference']} through "
+                      f"{section['extractor']}; {sampler}; speed on {section.get('device', 'the device')}")
+    return fig
+
+
 def draw_runs(loaded: Sequence, out_dir: Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
     """The plots of `genbench report --plots DIR`: per dataset, sample quality over training (one plot per way
     the snapshot curves were made) and the logged loss terms of the runs whose train_log.jsonl lies beside their
@@ -537,6 +564,11 @@ def draw_runs(loaded: Sequence, out_dir: Path, formats: Sequence[str] = ("png", 
         for kind in snapshot_kinds(here):
             stem = out_dir / f"{slug(dataset)}--{slug(kind.metric)}--over-training"
             written += save(snapshot_curve(here, kind), stem, formats)
+        for item in here:
+            if "sampler_steps" in item.result:
+                label = item.result.get("run_id", "run")
+                written += save(sampler_steps_plot(item.result["sampler_steps"]),
+                                out_dir / f"{slug(dataset)}--{slug(label)}--sampler-steps", formats)
         logs = [item.run_dir for item in here if (item.run_dir / "train_log.jsonl").is_file()]
         if logs and logged_terms(logs):
             written += save(loss_curves(logs, title=f"Losses during training, {dataset}"),

@@ -37,9 +37,9 @@ FORMATS = ("md", "csv", "latex", "html")
 _FORMAT_ALIASES = {"markdown": "md", "tex": "latex"}
 
 # Column order: likelihood, reconstruction, sample quality, mode coverage, then any other metric alphabetically.
-METRIC_ORDER = ("bpd", "bpd_iwae", "psnr", "ssim", "fid", "kid", "is", "precision", "recall", "density", "coverage",
+METRIC_ORDER = ("bpd", "bpd_iwae", "bpd_ode", "psnr", "ssim", "fid", "kid", "is", "precision", "recall", "density", "coverage",
                 "classes_covered", "class_kl", "modes_covered", "mode_kl", *SCORE_NAMES)
-DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "psnr": "PSNR", "ssim": "SSIM", "fid": "FID",
+DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "bpd_ode": "bits/dim ODE", "psnr": "PSNR", "ssim": "SSIM", "fid": "FID",
            "kid": "KID", "is": "IS", "precision": "Precision", "recall": "Recall", "density": "Density",
            "coverage": "Coverage", "classes_covered": "Classes covered", "class_kl": "Class KL",
            "modes_covered": "Modes covered", "mode_kl": "Mode KL", **SCORE_NAMES}
@@ -48,10 +48,9 @@ DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "psnr": "PSNR", "ssim
 COUNTS = frozenset({"classes_covered", "modes_covered"})
 # Decimals shown per metric; the rest (KID, which is stored unscaled, and unknown metrics) get SIGNIFICANT
 # significant digits. A std or CI is shown with the decimals of its mean.
-DECIMALS = {"bpd": 3, "bpd_iwae": 3, "fid": 2, "is": 2, "psnr": 2, "ssim": 3, "precision": 3, "recall": 3,
+DECIMALS = {"bpd": 3, "bpd_iwae": 3, "bpd_ode": 3, "fid": 2, "is": 2, "psnr": 2, "ssim": 3, "precision": 3, "recall": 3,
             "density": 3, "coverage": 3, **dict.fromkeys(SCORE_NAMES, 3)}
 SIGNIFICANT = 4
-BOUND_ESTIMATORS = frozenset({"elbo", "iwae", "vlb", "bound"})
 REFERENCE_DESCRIPTIONS = {
     "independent pixels": "each pixel an independent categorical distribution fitted on the training split; "
                           "exact bits/dim",
@@ -290,7 +289,7 @@ def _row(records: pd.DataFrame, columns: list[Column], *, ci, n_boot, seed) -> R
         here = here.iloc[sorted(range(len(here)), key=lambda i: order[here["run_id"].iloc[i]])]
         values = [float(v) for v in here["value"] if math.isfinite(v)]
         mean, std, interval = aggregate(values, ci=ci, n_boot=n_boot, seed=seed)
-        bound = any(e in BOUND_ESTIMATORS for e in here["estimator"] if isinstance(e, str))
+        bound = any(e in entries.BOUND_ESTIMATORS for e in here["estimator"] if isinstance(e, str))
         cells.append(Cell(mean=mean, std=std, count=len(values), ci=interval, values=tuple(values), best=False,
                           bound=bound and mean is not None))
     return Row(label=first["row"], entry=first["entry"], kind=first["kind"], model=first["model"],
@@ -429,7 +428,7 @@ def _legend(t: Table, s: _Style) -> str:
     if any(c.best for c in cells):
         parts.append(f"{s.bold('bold')}: best in column")
     if any(c.bound for c in cells):
-        parts.append(f"{s.leq}: upper bound on bits/dim (ELBO/IWAE), the exact value is at most this")
+        parts.append(f"{s.leq}: upper bound on bits/dim (ELBO, IWAE, VLB, dequantized ODE), the exact value is at most this")
     if any(c.mean is None for c in cells):
         parts.append(f"{s.missing}: not reported")
     return "; ".join(parts)
