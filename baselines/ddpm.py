@@ -161,11 +161,15 @@ class Model(nn.Module):
 
     @property
     def sampler_description(self) -> dict:
+        return self.sampler_description_with(None)
+
+    def sampler_description_with(self, steps: int | None) -> dict:
+        """How `sample(n, steps=steps)` draws: the configured sampler, or DDIM with `steps` steps."""
         c = self.config
-        if c.sampler == "ancestral":
+        if c.sampler == "ancestral" and steps is None:
             return {"sampler": "ancestral (Ho et al. 2020, Algorithm 2)", "steps": c.timesteps,
                     "variance": c.variance}
-        return {"sampler": "ddim (Song, Meng & Ermon 2021, Eq. 12)", "steps": c.sample_steps, "eta": c.eta}
+        return {"sampler": "ddim (Song, Meng & Ermon 2021, Eq. 12)", "steps": steps or c.sample_steps, "eta": c.eta}
 
     @property
     def device(self) -> torch.device:
@@ -277,10 +281,11 @@ class Model(nn.Module):
     # --- sampling
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, steps: int | None = None) -> torch.Tensor:
-        """n samples, uint8; `steps` overrides DDIM's S (the sampler-steps curve of the evaluation)."""
+        """n samples, uint8, by the configured sampler; with `steps`, by DDIM in that many steps (the config's
+        eta) whatever the configured sampler, as DDIM's Table 1 varies S (the sampler-steps curve)."""
         c = self.config
         x_T = torch.randn((n, *self.image_shape), generator=generator, device=self.device)
-        if c.sampler == "ancestral" and steps in (None, c.timesteps):
+        if c.sampler == "ancestral" and steps is None:
             x = samplers.ddpm_ancestral(self.eps, self.schedule, x_T, variance=c.variance, generator=generator)
         else:
             x = samplers.ddim(self.eps, self.schedule, x_T, steps=steps or c.sample_steps, eta=c.eta,

@@ -366,7 +366,8 @@ def _snapshots(ctx: Context) -> None:
 # Sample quality against the number of sampling steps (DDIM's speed-quality trade-off, Song et al. 2021 Table 1)
 
 def _takes_sampler_steps(model_class, protocol) -> bool:
-    return "steps" in inspect.signature(model_class.sample).parameters
+    return "steps" in inspect.signature(model_class.sample).parameters and hasattr(model_class,
+                                                                                  "sampler_description_with")
 
 
 def sampler_steps_curve(ctx: Context, steps: tuple[int, ...], num_samples: int) -> dict:
@@ -378,6 +379,8 @@ def sampler_steps_curve(ctx: Context, steps: tuple[int, ...], num_samples: int) 
     if not ctx.ev.extractor:
         raise GenbenchError(f"{ctx.protocol.ref} names no extractor, so its samples get no FID.")
     points, names = [], []
+    with torch.no_grad():  # warm-up, as for the evaluation samples, so the first point's speed is not its own
+        ctx.model.sample(min(num_samples, 4), generator=torch.Generator(ctx.device).manual_seed(0), steps=steps[0])
     for s in steps:
         synchronize(ctx.device)
         t0 = time.perf_counter()
@@ -387,7 +390,7 @@ def sampler_steps_curve(ctx: Context, steps: tuple[int, ...], num_samples: int) 
         scores = _fidelity(ctx, samples, ("fid",))
         names = list(scores)
         points.append({"steps": s, **{name: rec["value"] for name, rec in scores.items()}, "images_per_s": ips})
-    description = dict(getattr(ctx.model, "sampler_description", {}))
+    description = dict(ctx.model.sampler_description_with(steps[0])) if steps else {}
     description.pop("steps", None)
     return {"n": num_samples, "metrics": names, "reference": f"{ctx.protocol.dataset}:{ctx.ev.reference_split}",
             "extractor": ctx.ev.extractor, "sampler": description, "device": device_description(ctx.device),

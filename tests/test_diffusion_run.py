@@ -83,3 +83,50 @@ def test_resume_after_sigkill_reaches_the_same_result(runs, model, tmp_path):
 
 def test_same_seed_same_numbers(runs, tmp_path):
     assert comparable(do_run(tmp_path / "again", DDPM)) == comparable(runs["ddpm"][1])
+
+
+def test_genbench_sampler_steps_writes_the_curve_and_its_plot(runs):
+    """FID against DDIM's S for a trained run, as its own file beside result.json (which stays untouched)."""
+    from click.testing import CliRunner
+
+    from genbench.cli import main
+
+    out, result = runs["ddpm"]
+    before = (out / "result.json").read_bytes()
+    proc = CliRunner().invoke(main, ["sampler-steps", str(out), "--steps", "1,3", "--num-samples", "50",
+                                     "--offline", "--no-progress"])
+    assert proc.exit_code == 0, proc.output
+    record = json.loads((out / "sampler_steps.json").read_text())
+    section = record["sampler_steps"]
+    assert [p["steps"] for p in section["curve"]] == [1, 3] and section["n"] == 50
+    assert section["sampler"] == {"sampler": "ddim (Song, Meng & Ermon 2021, Eq. 12)", "eta": 0.0}
+    fids = [p["fid[lenet-fashion-mnist]"] for p in section["curve"]]
+    assert all(f > 0 for f in fids) and fids[0] != fids[1]
+    assert record["protocol"]["hash"] == DDPM.hash and record["run_id"] == result["run_id"]
+    assert (out / "sampler-steps.png").stat().st_size > 0 and (out / "result.json").read_bytes() == before
+
+    proc = CliRunner().invoke(main, ["sampler-steps", str(runs["ncsnv2"][0]), "--steps", "1", "--offline"])
+    assert proc.exit_code != 0 and "fixed number of steps" in proc.output
+
+
+def test_a_protocol_can_ask_for_the_steps_curve(runs, tmp_path):
+    """A protocol naming sampler_steps gets the curve in its result (cifar10/ddpm/standard does)."""
+    import dataclasses
+    import shutil
+
+    out = tmp_path / "curve"
+    shutil.copytree(runs["ddpm"][0], out)
+    (out / "result.json").unlink()
+    protocol = dataclasses.replace(DDPM, evaluation=dataclasses.replace(
+        DDPM.evaluation, sampler_steps=(2,), sampler_steps_samples=30))
+    import torch
+
+    from genbench.evaluate import evaluate_run
+    from genbench.rundir import RunDir
+
+    spec = registry.dataset("fashion-mnist")
+    result = evaluate_run(RunDir(out), protocol, train=spec.load("train", download=False, progress=False),
+                          held_out=spec.load("test", download=False, progress=False), device=torch.device("cpu"),
+                          progress=False, echo=quiet)
+    assert [p["steps"] for p in result["sampler_steps"]["curve"]] == [2]
+    assert registry.protocol("cifar10/ddpm/standard").evaluation.sampler_steps == (10, 20, 50, 100, 1000)

@@ -101,12 +101,23 @@ def test_the_presets_follow_the_papers_where_published():
         assert c.levels * c.steps_per_level + c.denoise == passes
 
 
-def test_training_and_sampling_run_and_are_deterministic():
-    model = tiny("ncsnv2")
+@pytest.mark.parametrize("variant", ["ncsn", "ncsnv2"])
+def test_a_training_step_lowers_the_loss_on_its_batch(variant):
+    model = tiny(variant)
     opt = model.configure_optimizers(Optimizer("adam", lr=1e-3))
+    x = images()
+    g = lambda: torch.Generator().manual_seed(4)  # noqa: E731  the same levels and noise before and after
+    with torch.no_grad():
+        before = float(model.dsm_loss(x.float() / 255, g()))
     torch.manual_seed(0)
-    stats = model.train_step(images(), opt)
-    assert math.isfinite(stats["loss"])
+    for _ in range(5):
+        assert math.isfinite(model.train_step(x, opt)["loss"])
+    with torch.no_grad():
+        assert float(model.dsm_loss(x.float() / 255, g())) < before
+
+
+def test_sampling_is_a_function_of_the_generator():
+    model = tiny("ncsnv2")
     a = model.sample(3, generator=torch.Generator().manual_seed(2))
     assert a.dtype == torch.uint8 and a.shape == (3, *SHAPE)
     assert torch.equal(a, model.sample(3, generator=torch.Generator().manual_seed(2)))
