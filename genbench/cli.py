@@ -213,8 +213,8 @@ def show(run_dir: Path) -> None:
 @main.command("sampler-steps")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--steps", default="10,20,50,100,1000", show_default=True,
-              help="Comma-separated numbers of sampling steps (DDIM's S; the model's T is ancestral sampling "
-                   "where the model samples that way).")
+              help="Comma-separated numbers of DDIM steps S (eta from the model's configuration; S = T is DDIM "
+                   "over every timestep, not ancestral sampling).")
 @click.option("--num-samples", type=click.IntRange(min=2), default=2000, show_default=True,
               help="Samples per point (the same generator seed, so the same starting noise, at every point).")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
@@ -241,7 +241,9 @@ def sampler_steps(run_dir, steps, num_samples, device, data_root, offline, no_pr
     try:
         counts = tuple(int(v) for v in steps.split(","))
     except ValueError:
-        raise GenbenchError(f"--steps takes comma-separated whole numbers, got {steps!r}") from None
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise GenbenchError(f"--steps takes comma-separated whole numbers >= 1, got {steps!r}")
     info = rd.info()
     protocol = registry.protocol(info["protocol"]["protocol"])
     if protocol.hash != info["protocol"]["hash"]:

@@ -379,8 +379,12 @@ def sampler_steps_curve(ctx: Context, steps: tuple[int, ...], num_samples: int) 
     if not ctx.ev.extractor:
         raise GenbenchError(f"{ctx.protocol.ref} names no extractor, so its samples get no FID.")
     points, names = [], []
-    with torch.no_grad():  # warm-up, as for the evaluation samples, so the first point's speed is not its own
-        ctx.model.sample(min(num_samples, 4), generator=torch.Generator(ctx.device).manual_seed(0), steps=steps[0])
+    try:
+        with torch.no_grad():  # warm-up, as for the evaluation samples, so the first point's speed is not its own
+            for s in steps:  # and every S checked before minutes are spent on the first ones
+                ctx.model.sample(1, generator=torch.Generator(ctx.device).manual_seed(0), steps=s)
+    except ValueError as e:
+        raise GenbenchError(f"{ctx.protocol.model} cannot sample with steps {steps}: {e}") from None
     for s in steps:
         synchronize(ctx.device)
         t0 = time.perf_counter()

@@ -107,6 +107,9 @@ def test_genbench_sampler_steps_writes_the_curve_and_its_plot(runs):
 
     proc = CliRunner().invoke(main, ["sampler-steps", str(runs["ncsnv2"][0]), "--steps", "1", "--offline"])
     assert proc.exit_code != 0 and "fixed number of steps" in proc.output
+    for bad, why in (("10,x", "whole numbers"), ("0", "whole numbers"), ("5,51", "1 <= steps <= T = 50")):
+        proc = CliRunner().invoke(main, ["sampler-steps", str(out), "--steps", bad, "--offline"])
+        assert proc.exit_code != 0 and why in proc.output, proc.output
 
 
 def test_a_protocol_can_ask_for_the_steps_curve(runs, tmp_path):
