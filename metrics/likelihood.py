@@ -67,6 +67,15 @@ def _log1mexp(d: torch.Tensor) -> torch.Tensor:
     return torch.where(d < LN2, torch.log(-torch.expm1(-d)), torch.log1p(-torch.exp(-d)))
 
 
+def _check_discretized(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor, name: str) -> None:
+    if x.dtype != torch.uint8:
+        raise GenbenchError(f"{name} expects uint8 data, got {x.dtype}; "
+                            "pass the raw 8-bit images, not a rescaled float tensor")
+    if not (x.shape == mean.shape == log_scale.shape):
+        raise GenbenchError(f"shape mismatch: x {tuple(x.shape)}, mean {tuple(mean.shape)}, "
+                            f"log_scale {tuple(log_scale.shape)}")
+
+
 def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     """Per-element log P(x) in nats of 8-bit data under a logistic discretized into 256 bins.
 
@@ -79,12 +88,7 @@ def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale
     so log P = logsigmoid(a) + logsigmoid(-b) + log1mexp(a - b) is computed without cancellation; the edge
     bins are logsigmoid(a) (v = 0) and logsigmoid(-b) (v = 255).
     """
-    if x.dtype != torch.uint8:
-        raise GenbenchError(f"discretized_logistic_log_prob expects uint8 data, got {x.dtype}; "
-                            "pass the raw 8-bit images, not a rescaled float tensor")
-    if not (x.shape == mean.shape == log_scale.shape):
-        raise GenbenchError(f"shape mismatch: x {tuple(x.shape)}, mean {tuple(mean.shape)}, "
-                            f"log_scale {tuple(log_scale.shape)}")
+    _check_discretized(x, mean, log_scale, "discretized_logistic_log_prob")
     # Bin edges are (2v +- 1)/255 - 1, formed from the integer 2v +- 1 so that the upper edge of bin v and the
     # lower edge of bin v + 1 are the same float: the pmf then telescopes to 1 even for very small scales.
     two_v = x.to(mean.dtype) * 2.0
@@ -110,12 +114,7 @@ def discretized_gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale
     (Phi(a) - Phi(b) = Phi(-b) - Phi(-a)), as log Phi(hi) + log1mexp(log Phi(hi) - log Phi(lo)), never by
     subtracting two numbers near 1.
     """
-    if x.dtype != torch.uint8:
-        raise GenbenchError(f"discretized_gaussian_log_prob expects uint8 data, got {x.dtype}; "
-                            "pass the raw 8-bit images, not a rescaled float tensor")
-    if not (x.shape == mean.shape == log_scale.shape):
-        raise GenbenchError(f"shape mismatch: x {tuple(x.shape)}, mean {tuple(mean.shape)}, "
-                            f"log_scale {tuple(log_scale.shape)}")
+    _check_discretized(x, mean, log_scale, "discretized_gaussian_log_prob")
     two_v = x.to(mean.dtype) * 2.0
     inv_s = torch.exp(-log_scale)
     a = inv_s * ((two_v + 1.0) / 255.0 - 1.0 - mean)  # upper bin edge, standardized

@@ -24,6 +24,18 @@ import torch  # noqa: E402
 TINY = "tiny-test"
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for a test of small tensors: they run fastest so, and on a shared 2-core machine two
+    threads made elementwise work about 300x slower (tests/test_samplers.py, tests/metrics/test_ode.py)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class TinyExtractor(torch.nn.Module):
     """A closed-form stand-in for a feature network: 4x4 average pooling per RGB channel, then fixed seeded
     projections. Deterministic, any input size, milliseconds per batch."""

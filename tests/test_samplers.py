@@ -8,7 +8,6 @@ known; the discretization biases quoted in the comments were computed from those
 in float64) and the tolerances are that bias plus ~5 standard errors of the sample statistic.
 """
 
-import contextlib
 import math
 
 import pytest
@@ -26,21 +25,7 @@ SHORT = DiscreteSchedule(linear_betas(50, 1e-3, 0.2))  # a small chain for path 
 DDPM = DiscreteSchedule(linear_betas(1000))             # Ho et al.'s chain, for the distribution checks
 
 
-@contextlib.contextmanager
-def one_thread_only():
-    """One intra-op thread: these small tensors run fastest so on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread_only():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def exact_eps(schedule: DiscreteSchedule):

@@ -10,7 +10,6 @@ true p_1 (off by 1e-2 to 4e-2 nats here), ode_log_prob returns log p_t0(x) - log
 which is what the tests compare against.
 """
 
-import contextlib
 import itertools
 import math
 
@@ -23,21 +22,7 @@ from genbench.noise import VESDE, VPSDE, probability_flow_drift
 F64 = torch.float64
 
 
-@contextlib.contextmanager
-def one_thread_only():
-    """One intra-op thread: these small tensors run fastest so on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread_only():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # ----------------------------------------------------------------------------------------------------------
