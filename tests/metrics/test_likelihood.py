@@ -236,3 +236,136 @@ def test_gaussian_kl_matches_torch_distributions():
     out = lk.gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2, 3), torch.tensor(math.log(4.0)))
     torch.testing.assert_close(out, torch.full((2, 3), 0.5 * (math.log(4) - 1 + 0.25 + 0.25)), rtol=1e-6,
                                atol=1e-7)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The discretized logistic mixture of PixelCNN++ (Salimans et al. 2017, Sec. 2.1-2.2), with the RGB coupling
+# ----------------------------------------------------------------------------------------------------------
+def _mix_params(B, K, C, H, W, seed, dtype=torch.float64, coupled=True, log_scale_range=(-5.0, 2.0),
+                mean_range=(-1.2, 1.2)):
+    g = torch.Generator().manual_seed(seed)
+    u = lambda *shape: torch.rand(*shape, generator=g, dtype=dtype)  # noqa: E731
+    lo, hi = log_scale_range
+    logit_probs = torch.randn(B, K, H, W, generator=g, dtype=dtype) * 2
+    means = mean_range[0] + (mean_range[1] - mean_range[0]) * u(B, K, C, H, W)
+    log_scales = lo + (hi - lo) * u(B, K, C, H, W)
+    coeffs = (2 * u(B, K, C * (C - 1) // 2, H, W) - 1) if (coupled and C > 1) else None
+    return logit_probs, means, log_scales, coeffs
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+@pytest.mark.parametrize("seed", range(6))
+def test_logistic_mixture_is_a_pmf_grayscale(seed, dtype, tol):
+    # one grey pixel's parameters, evaluated at all 256 values laid out along H
+    logit_probs, means, log_scales, _ = _mix_params(1, 3, 1, 1, 1, seed, dtype=dtype)
+    x = ALL_VALUES.view(1, 1, 256, 1)
+    log_p = lk.discretized_logistic_mixture_log_prob(x, logit_probs.expand(1, 3, 256, 1),
+                                                     means.expand(1, 3, 1, 256, 1),
+                                                     log_scales.expand(1, 3, 1, 256, 1))
+    assert log_p.shape == (1, 256, 1) and log_p.dtype == dtype
+    assert torch.isfinite(log_p).all()
+    assert abs(log_p.double().exp().sum().item() - 1.0) < tol
+
+
+def test_logistic_mixture_rgb_coupling_sums_to_one_over_all_colours():
+    # one RGB pixel, K = 2, random coupling in (-1, 1): P summed over all 256^3 colours must be 1, which holds
+    # only if the coupling is a proper factorization P(R) P(G|R) P(B|R,G) within each component
+    K = 2
+    logit_probs, means, log_scales, coeffs = _mix_params(1, K, 3, 1, 1, seed=11, dtype=torch.float32,
+                                                         log_scale_range=(-4.0, -1.0), mean_range=(-0.8, 0.8))
+    assert coeffs.abs().min() > 0.05  # the coupling is actually exercised
+    gb = torch.stack(torch.meshgrid(ALL_VALUES, ALL_VALUES, indexing="ij")).reshape(2, -1)  # (2, 65536)
+    rows = 16                                                                              # R values per chunk
+    n = rows * gb.shape[1]
+    total = 0.0
+    for r0 in range(0, 256, rows):
+        r = ALL_VALUES[r0:r0 + rows].repeat_interleave(gb.shape[1])
+        x = torch.cat([r[None], gb.repeat(1, rows)]).view(1, 3, n, 1)
+        log_p = lk.discretized_logistic_mixture_log_prob(
+            x, logit_probs.expand(1, K, n, 1), means.expand(1, K, 3, n, 1), log_scales.expand(1, K, 3, n, 1),
+            coeffs.expand(1, K, 3, n, 1))
+        total += log_p.double().exp().sum().item()
+    assert abs(total - 1.0) < 1e-4
+
+
+def _brute_force_mixture(x, logit_probs, means, log_scales, coeffs):
+    """float64 numpy: sum_k pi_k prod_c [CDF(upper) - CDF(lower)], the coupling applied to the means."""
+    x, lp, mu, ls = (t.double().numpy() for t in (x, logit_probs, means, log_scales))
+    C = x.shape[1]
+    xs = 2 * x / 255 - 1                              # (B, C, H, W)
+    mu = mu.copy()
+    if coeffs is not None:
+        c = coeffs.double().numpy()
+        mu[:, :, 1] += c[:, :, 0] * xs[:, None, 0]                               # G | R
+        mu[:, :, 2] += c[:, :, 1] * xs[:, None, 0] + c[:, :, 2] * xs[:, None, 1]  # B | R, G
+    s = np.exp(ls)
+    cdf = lambda t: 1.0 / (1.0 + np.exp(-(t[:, None] - mu) / s))  # noqa: E731
+    upper = np.where(x[:, None] == 255, 1.0, cdf(xs + 1 / 255))
+    lower = np.where(x[:, None] == 0, 0.0, cdf(xs - 1 / 255))
+    p_k = np.prod(upper - lower, axis=2)            # (B, K, H, W)
+    w = np.exp(lp - lp.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    assert C in (1, 3)
+    return np.log((w * p_k).sum(axis=1))
+
+
+@pytest.mark.parametrize("C,coupled", [(1, False), (3, False), (3, True)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_logistic_mixture_matches_float64_brute_force(C, coupled, seed):
+    B, K, H, W = 2, 4, 3, 2
+    logit_probs, means, log_scales, coeffs = _mix_params(B, K, C, H, W, seed, coupled=coupled,
+                                                         log_scale_range=(-2.5, 0.0), mean_range=(-1.0, 1.0))
+    g = torch.Generator().manual_seed(100 + seed)
+    x = torch.randint(0, 256, (B, C, H, W), generator=g, dtype=torch.uint8)
+    x[0, :, 0, 0], x[1, :, 0, 0] = 0, 255             # the edge bins
+    x[0, 0, 1, 0], x[1, -1, 1, 1] = 255, 0
+    want = _brute_force_mixture(x, logit_probs, means, log_scales, coeffs)
+    assert want.min() > -40                           # probabilities not tiny: the brute force is accurate
+    got = lk.discretized_logistic_mixture_log_prob(x, logit_probs, means, log_scales, coeffs)
+    assert got.shape == (B, H, W) and got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-9)
+    args32 = [t.float() if t is not None else None for t in (logit_probs, means, log_scales, coeffs)]
+    got32 = lk.discretized_logistic_mixture_log_prob(x, *args32)
+    assert got32.dtype == torch.float32
+    np.testing.assert_allclose(got32.double().numpy(), want, rtol=1e-5, atol=1e-4)
+
+
+def test_logistic_mixture_single_component_is_the_discretized_logistic():
+    logit_probs, means, log_scales, _ = _mix_params(3, 1, 1, 4, 5, seed=7, dtype=torch.float32)
+    x = torch.randint(0, 256, (3, 1, 4, 5), generator=torch.Generator().manual_seed(7), dtype=torch.uint8)
+    x[0, 0, 0, :2] = torch.tensor([0, 255], dtype=torch.uint8)
+    got = lk.discretized_logistic_mixture_log_prob(x, logit_probs, means, log_scales)
+    want = discretized_logistic_log_prob(x, means[:, 0], log_scales[:, 0]).sum(1)  # sum over the one channel
+    assert got.shape == want.shape == (3, 4, 5)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_logistic_mixture_rejects_bad_input():
+    f = lk.discretized_logistic_mixture_log_prob
+    lp, mu, ls, co = _mix_params(2, 3, 3, 4, 4, seed=0, dtype=torch.float32)
+    x = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    f(x, lp, mu, ls, co)  # the valid call
+    f(x, lp, mu, ls)      # coupling is optional for RGB
+    with pytest.raises(GenbenchError, match="uint8"):
+        f(x.float(), lp, mu, ls, co)
+    with pytest.raises(GenbenchError, match=r"\(B, C, H, W\)"):
+        f(x[0], lp, mu, ls, co)
+    with pytest.raises(GenbenchError, match="means"):
+        f(x, lp, mu[:, :, :2], ls, co)                # channel count differs from x
+    with pytest.raises(GenbenchError, match="means"):
+        f(x, lp, mu[:, :, :, :3], ls, co)             # spatial size differs from x
+    with pytest.raises(GenbenchError, match="log_scales"):
+        f(x, lp, mu, ls[:, :2], co)
+    with pytest.raises(GenbenchError, match="logit_probs"):
+        f(x, lp[:, :2], mu, ls, co)                   # K differs from the means'
+    with pytest.raises(GenbenchError, match="logit_probs"):
+        f(x, mu[:, :, 0, None], mu, ls, co)           # an extra dimension
+    with pytest.raises(GenbenchError, match="coeffs"):
+        f(x, lp, mu, ls, co[:, :, :2])
+    with pytest.raises(GenbenchError, match="coeffs"):
+        f(x, lp, mu, ls, co.double())                 # mixed dtypes
+    with pytest.raises(GenbenchError, match="floating"):
+        f(x, lp, mu, ls.long(), co)
+    lp1, mu1, ls1, _ = _mix_params(2, 3, 1, 4, 4, seed=0, dtype=torch.float32)
+    with pytest.raises(GenbenchError, match="C = 1"):
+        f(x[:, :1], lp1, mu1, ls1, torch.zeros(2, 3, 0, 4, 4))
