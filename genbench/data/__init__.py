@@ -10,6 +10,7 @@ genbench's download folder) or downloaded with torchvision when allowed; decoded
 """
 
 from genbench.data.base import DatasetSpec, DatasetUnavailable, ImageData, cache_dir, content_hash
+from genbench.data.binarized_mnist import BINARIZED_MNIST
 from genbench.data.celeba import CELEBA64
 from genbench.data.cifar10 import CIFAR10
 from genbench.data.digits import DIGITS
@@ -18,7 +19,9 @@ from genbench.data.folder import folder
 from genbench.data.idx import FASHION_MNIST, MNIST
 from genbench.data.stacked import STACKED_FASHION_MNIST
 
-BUILTIN: tuple[DatasetSpec, ...] = (FASHION_MNIST, MNIST, CIFAR10, CELEBA64, DIGITS, DSPRITES, STACKED_FASHION_MNIST)
+BUILTIN: tuple[DatasetSpec, ...] = (
+    FASHION_MNIST, MNIST, CIFAR10, CELEBA64, DIGITS, DSPRITES, STACKED_FASHION_MNIST, BINARIZED_MNIST,
+)
 
 __all__ = [
     "ImageData",
@@ -34,5 +37,6 @@ __all__ = [
     "DIGITS",
     "DSPRITES",
     "STACKED_FASHION_MNIST",
+    "BINARIZED_MNIST",
     "BUILTIN",
 ]
