@@ -68,14 +68,14 @@ _STANDARD_PRESET = {("ddpm", "fashion-mnist"): "standard-28", ("ddpm", "cifar10"
 
 
 def _standard(model: str, dataset: str) -> Protocol:
-    extractor = dict(_LENET) if dataset == "fashion-mnist" else dict(extractor="inception-v3-compat")
+    fields = dict(_LENET) if dataset == "fashion-mnist" else dict(extractor="inception-v3-compat")
     if (model, dataset) == ("ddpm", "cifar10"):  # DDIM's Table 1: FID against S at eta = 0 (10,000 samples here)
-        extractor.update(sampler_steps=(10, 20, 50, 100, 1000), sampler_steps_samples=10_000)
+        fields.update(sampler_steps=(10, 20, 50, 100, 1000), sampler_steps_samples=10_000)
     kw = dict(_STANDARD[model])
     if dataset == "celeba64":
         kw.update(steps=500_000, source=f"{DDPM_SOURCE}; at 64x64 the CIFAR-10 recipe for 500k steps (genbench)")
     return _protocol(model, dataset, "standard", 1, _STANDARD_PRESET[model, dataset], **_LONG, **kw,
-                     evaluation=dataclasses.replace(_STANDARD_EVAL, **extractor))
+                     evaluation=dataclasses.replace(_STANDARD_EVAL, **fields))
 
 
 PROTOCOLS: tuple[Protocol, ...] = (
