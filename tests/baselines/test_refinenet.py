@@ -1,3 +1,6 @@
+"""The score networks of NCSN (CondRefineNet) and NCSNv2 (RefineNet): published sizes, the norms against hand
+computations, exact levels and log-sigma interpolation, the 1 / sigma scaling, gradients and determinism."""
+
 import math
 
 import pytest
@@ -10,13 +13,7 @@ SIGMAS = torch.exp(torch.linspace(math.log(1.0), math.log(0.01), L))  # NCSN's g
 NGF = 8
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets run fastest on one intra-op thread on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def ncsn(ch=1, size=28, seed=0, **kw):
