@@ -24,6 +24,18 @@ import torch  # noqa: E402
 TINY = "tiny-test"
 
 
+@pytest.fixture(scope="module")
+def fashion_mnist():
+    """Skip the module's tests where Fashion-MNIST is not installed (`apt-get install dataset-fashion-mnist`)."""
+    from genbench import registry
+    from genbench.data import DatasetUnavailable
+
+    try:
+        registry.dataset("fashion-mnist").load("test", download=False, progress=False)
+    except DatasetUnavailable:
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+
+
 @pytest.fixture
 def one_thread():
     """One intra-op thread for a test of small tensors: they run fastest so, and on a shared 2-core machine two

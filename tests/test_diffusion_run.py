@@ -20,14 +20,7 @@ CLI = [sys.executable, "-m", "genbench", "run", "--dataset", "fashion-mnist", "-
        "--offline"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fashion_mnist():
-    from genbench.data import DatasetUnavailable
-
-    try:
-        registry.dataset("fashion-mnist").load("test", download=False, progress=False)
-    except DatasetUnavailable:
-        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+pytestmark = pytest.mark.usefixtures("fashion_mnist")  # tests/conftest.py: skips without it
 
 
 def quiet(*_):
