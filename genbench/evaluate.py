@@ -222,9 +222,11 @@ def _bpd_metric(nll: torch.Tensor, images: np.ndarray, *, split: str, estimator:
         return results.metric(None, higher_is_better=False, n=len(nll), split=split, estimator=estimator,
                               error=f"non-finite log-likelihood for {bad} images", **details)
     bpd = bits_per_dim(nll, _dims(images))
+    # nats per image beside bits/dim: the unit of the binarized-MNIST literature (NADE, MADE, PixelCNN)
     return results.metric(float(bpd.mean()), higher_is_better=False, n=len(nll), split=split,
                           estimator=estimator, unit="bits/dim",
-                          std_error=float(bpd.std() / len(bpd) ** 0.5) if len(bpd) > 1 else None, **details)
+                          std_error=float(bpd.std() / len(bpd) ** 0.5) if len(bpd) > 1 else None,
+                          nats_per_image=float(nll.mean()), **details)
 
 
 def _has_ode_likelihood(model_class, protocol) -> bool:

@@ -16,7 +16,7 @@ from typing import Iterable
 
 import torch
 
-OPTIMIZERS = ("adam", "adamw", "adamax", "rmsprop", "sgd")
+OPTIMIZERS = ("adam", "adamw", "adamax", "rmsprop", "sgd", "adagrad")
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,8 @@ class Optimizer:
             return torch.optim.Adamax(params, betas=self.betas, eps=self.eps, **common)
         if self.name == "rmsprop":
             return torch.optim.RMSprop(params, eps=self.eps, **common)  # alpha 0.99, as WGAN's reference code
+        if self.name == "adagrad":
+            return torch.optim.Adagrad(params, eps=self.eps, **common)  # MADE's reference code
         return torch.optim.SGD(params, momentum=self.betas[0], **common)
 
     def clip(self, params: Iterable[torch.nn.Parameter]) -> float | None:

@@ -154,7 +154,7 @@ def find_protocol(*, model: str, dataset: str, tier: str):
 
 def _register_builtins() -> None:
     from genbench import data, protocols
-    from genbench.baselines import beta_vae, ddpm, factor_vae, gan, ncsn, vae
+    from genbench.baselines import beta_vae, ddpm, factor_vae, gan, made, nade, ncsn, pixelcnn, pixelrnn, vae
     from genbench.metrics import domain, features
 
     MODELS.register("vae", ModelFamily("vae", vae))
@@ -165,6 +165,11 @@ def _register_builtins() -> None:
     MODELS.register("ddpm", ModelFamily("ddpm", ddpm))
     for name in ncsn.VARIANTS:  # ncsn, ncsnv2
         MODELS.register(name, ModelFamily(name, ncsn, variant=name))
+    for name in pixelcnn.VARIANTS:  # pixelcnn, gated-pixelcnn
+        MODELS.register(name, ModelFamily(name, pixelcnn, variant=name))
+    MODELS.register("pixelrnn", ModelFamily("pixelrnn", pixelrnn))
+    MODELS.register("nade", ModelFamily("nade", nade))
+    MODELS.register("made", ModelFamily("made", made))
 
     for spec in data.BUILTIN:
         DATASETS.register(spec.name, spec)
