@@ -154,7 +154,8 @@ def find_protocol(*, model: str, dataset: str, tier: str):
 
 def _register_builtins() -> None:
     from genbench import data, protocols
-    from genbench.baselines import beta_vae, ddpm, factor_vae, gan, made, nade, ncsn, pixelcnn, pixelrnn, vae
+    from genbench.baselines import (beta_vae, ddpm, factor_vae, gan, made, nade, ncsn, pixelcnn, pixelcnnpp, pixelrnn,
+                                    vae)
     from genbench.metrics import domain, features
 
     MODELS.register("vae", ModelFamily("vae", vae))
@@ -167,6 +168,7 @@ def _register_builtins() -> None:
         MODELS.register(name, ModelFamily(name, ncsn, variant=name))
     for name in pixelcnn.VARIANTS:  # pixelcnn, gated-pixelcnn
         MODELS.register(name, ModelFamily(name, pixelcnn, variant=name))
+    MODELS.register("pixelcnnpp", ModelFamily("pixelcnnpp", pixelcnnpp))
     MODELS.register("pixelrnn", ModelFamily("pixelrnn", pixelrnn))
     MODELS.register("nade", ModelFamily("nade", nade))
     MODELS.register("made", ModelFamily("made", made))

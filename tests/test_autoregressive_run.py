@@ -13,7 +13,7 @@ from genbench import registry, results
 from genbench.evaluate import expected_metrics
 from genbench.runner import RunOptions, run
 
-MODELS = ("pixelcnn", "gated-pixelcnn", "pixelrnn", "nade", "made")
+MODELS = ("pixelcnn", "gated-pixelcnn", "pixelcnnpp", "pixelrnn", "nade", "made")
 SMOKE = {m: registry.protocol(f"fashion-mnist/{m}/smoke") for m in MODELS}
 CLI = [sys.executable, "-m", "genbench", "run", "--dataset", "fashion-mnist", "--protocol", "smoke", "--no-progress",
        "--offline"]
@@ -46,7 +46,7 @@ def test_the_result_holds_the_exact_likelihood_in_bits_and_nats(runs, model):
     assert bpd["nats_per_image"] / (784 * 0.6931471805599453) == pytest.approx(bpd["value"], rel=1e-12)
     assert 3 < bpd["value"] < 9  # 12 steps from a random start
     assert result["compute"]["sample_images_per_s"] > 0
-    if model in ("pixelcnn", "gated-pixelcnn", "pixelrnn"):
+    if model in ("pixelcnn", "gated-pixelcnn", "pixelcnnpp", "pixelrnn"):
         assert result["sampler"]["sampler"].startswith("ancestral, cached generation")
     if model == "made":  # the ensemble over mask sets, stated
         assert bpd["members"] == 2 and "logsumexp" in bpd["ensemble"]

@@ -1,5 +1,5 @@
-"""Protocols of the autoregressive family (genbench.baselines: pixelcnn (pixelcnn, gated-pixelcnn), pixelrnn, nade,
-made).
+"""Protocols of the autoregressive family (genbench.baselines: pixelcnn (pixelcnn, gated-pixelcnn), pixelcnnpp,
+pixelrnn, nade, made).
 
 Their likelihood is exact, so every protocol scores the whole evaluation split (`bpd`, estimator `exact`, with
 the nats per image beside it). Sample quality on Fashion-MNIST uses the settings of the VAE's protocol of the
@@ -14,7 +14,7 @@ feature extractor suits it, so its protocols score likelihood only.
 
 from __future__ import annotations
 
-from genbench.baselines import made, nade, pixelcnn, pixelrnn
+from genbench.baselines import made, nade, pixelcnn, pixelcnnpp, pixelrnn
 from genbench.optim import Optimizer
 from genbench.protocols.base import Evaluation, Protocol
 
@@ -28,6 +28,10 @@ GATED_SOURCE = ("van den Oord et al. 2016 (Conditional Image Generation with Pix
 PIXELRNN_SOURCE = ("van den Oord, Kalchbrenner & Kavukcuoglu 2016, Sec. 3.1 and 5: Row LSTM, 12 layers of h = 128, "
                    "residual connections, 256-way softmax (CIFAR-10 3.07 bits/dim, binarized MNIST 80.54 nats); RMSProp "
                    "in the paper, its schedule not given in full: Adam 1e-3, batch 64 here (genbench)")
+PIXELCNNPP_SOURCE = ("Salimans et al. 2017 (PixelCNN++), openai/pixel-cnn defaults: nr_resnet 5, nr_filters 160, 10 "
+                     "logistic components, dropout 0.5, 3 resolutions, Adam 1e-3, batch 16 x 8 GPUs, Polyak averaging "
+                     "0.9995 (CIFAR-10 2.92 bits/dim); the learning-rate decay 0.999995 per step is not applied "
+                     "(genbench's schedules are warmup and linear decay)")
 NADE_SOURCE = ("Larochelle & Murray 2011 (NADE): 500 sigmoid hidden units with tied input weights, SGD (binarized MNIST "
                "88.86 nats); the learning rate and batch are genbench's (SGD 0.01 without momentum, batch 100); on 8-bit "
                "data a K = 10 discretized logistic mixture per sub-pixel (genbench's choice: the paper is binary only)")
@@ -35,8 +39,9 @@ MADE_SOURCE = ("Germain et al. 2015 (MADE), mgermain/MADE README and trainMADE.p
                "(order and connectivity), Adagrad 0.01, batch 100 (binarized MNIST 86.64 nats; 88.04 with one hidden "
                "layer); on 8-bit data one layer of 1000 with a K = 10 logistic mixture (genbench's choice)")
 FAMILY = {"pixelcnn": pixelcnn.VARIANTS["pixelcnn"], "gated-pixelcnn": pixelcnn.VARIANTS["gated-pixelcnn"],
-          "pixelrnn": pixelrnn.PRESETS, "nade": nade.PRESETS, "made": made.PRESETS}
-SOURCES = {"pixelcnn": PIXELCNN_SOURCE, "gated-pixelcnn": GATED_SOURCE, "pixelrnn": PIXELRNN_SOURCE,
+          "pixelcnnpp": pixelcnnpp.PRESETS, "pixelrnn": pixelrnn.PRESETS, "nade": nade.PRESETS, "made": made.PRESETS}
+SOURCES = {"pixelcnn": PIXELCNN_SOURCE, "gated-pixelcnn": GATED_SOURCE, "pixelcnnpp": PIXELCNNPP_SOURCE,
+           "pixelrnn": PIXELRNN_SOURCE,
            "nade": NADE_SOURCE, "made": MADE_SOURCE}
 MODELS = tuple(FAMILY)
 
@@ -56,13 +61,15 @@ _SMOKE = dict(preset="smoke", steps=12, batch_size=16, optimizer=Optimizer("adam
 # pixelcnn ~110 images/s, gated-pixelcnn ~78, pixelrnn ~110, nade ~390, made ~800 (so the PixelCNNs see under one
 # epoch); the exact bits/dim of the whole test split; 10,000 samples by cached generation in batches of 500
 # (pixelcnn ~120 images/s, gated-pixelcnn ~67, pixelrnn ~100).
-_QUICK_STEPS = {"pixelcnn": 650, "gated-pixelcnn": 450, "pixelrnn": 550, "nade": 2200, "made": 5000}
+_QUICK_STEPS = {"pixelcnn": 650, "gated-pixelcnn": 450, "pixelcnnpp": 600, "pixelrnn": 550, "nade": 2200,
+                "made": 5000}
 _QUICK = dict(preset="small", batch_size=64, checkpoint_every=100, log_every=25, eval_loss_every=100,
               optimizer=Optimizer("adam", lr=2e-3),
               evaluation=Evaluation(num_samples=10_000, batch_size=500, **_LENET))
 _LONG = dict(checkpoint_every=5000, log_every=100, eval_loss_every=2000)
 _STANDARD_OPTIMIZER = {"nade": dict(batch_size=100, optimizer=Optimizer("sgd", lr=0.01, betas=(0.0, 0.999))),
-                       "made": dict(batch_size=100, optimizer=Optimizer("adagrad", lr=0.01))}
+                       "made": dict(batch_size=100, optimizer=Optimizer("adagrad", lr=0.01)),
+                       "pixelcnnpp": dict(batch_size=128, ema=0.9995, optimizer=Optimizer("adam", lr=1e-3))}
 _STANDARD_EVAL = {"fashion-mnist": Evaluation(num_samples=50_000, batch_size=1000, **_LENET),
                   "cifar10": Evaluation(num_samples=50_000, batch_size=1000, extractor="inception-v3-compat"),
                   "binarized-mnist": Evaluation(num_samples=64, batch_size=1000, extractor=None,
