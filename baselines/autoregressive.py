@@ -1,5 +1,5 @@
 """What the autoregressive models share: the contract their exactness tests read, sampling from the per-position
-conditionals, and cached generation for the convolutional ones.
+conditionals, and cached generation for the convolutional and recurrent ones.
 
 Provenance
 ----------
@@ -9,9 +9,10 @@ Provenance
 - Cached generation: Ramachandran et al., "Fast Generation for Convolutional Autoregressive Models" (ICLR 2017
   workshop; code: PrajitR/fast-pixel-cnn): every layer keeps the activations it has already computed and a new
   position computes each layer at that position only, from the stored inputs. Here every spatial layer is a
-  `CausalConv2d` that, while a `Generation` is open, stores its input map and computes its output for a
-  *region* (a few pixels of a row, or a whole row) from the store; point-wise layers work on a region as on a whole image, so a
-  network's `forward` is written once and serves both. The sampler (`sample_by_regions`) runs the network on
+  `CausalConv2d` (or another `Regional` layer, as PixelRNN's Row LSTM) that, while a `Generation` is open,
+  stores its input map and computes its output for a *region* (a few pixels of a row, or a whole row) from the
+  store; point-wise layers work on a region as on a whole image, so a network's `forward` is written once and
+  serves both. The sampler (`sample_by_regions`) runs the network on
   the pixel being drawn, once per channel (the first pass of a pixel also recomputes the pixel before it, whose
   last channel was drawn after its passes), and, when a row is complete, once on the whole row, which
   refreshes anything a layer computed at a pixel before the rest of its row existed (the vertical stack of
@@ -31,7 +32,6 @@ The contract of an autoregressive Model (read by tests/baselines/autoregressive_
 """
 
 from __future__ import annotations
-
 
 import torch
 import torch.nn as nn

@@ -27,8 +27,8 @@ Provenance
     dropout 0.5, batch 16 x 8 GPUs, Adam 1e-3 decayed by 0.999995 per step, Polyak averaging 0.9995 (the
     reference code's defaults; the averaging and the decay are not part of this file: the protocol's optimizer
     is genbench's and says so). About 53M parameters are quoted for that model; the `standard` preset here has
-    the same layers and counts 53,659,080 on (3, 32, 32) (weight norm's v, g and a bias per layer, as the reference code); see
-    tests/baselines/test_pixelcnnpp.py for the arithmetic.
+    the same layers and counts 53,659,080 on (3, 32, 32) (weight norm's v, g and a bias per layer, as the
+    reference code); see tests/baselines/test_pixelcnnpp.py for the arithmetic.
 
 Decisions
 ---------

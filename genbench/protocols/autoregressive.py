@@ -26,15 +26,15 @@ GATED_SOURCE = ("van den Oord et al. 2016 (Conditional Image Generation with Pix
                 "vertical and horizontal stacks, 20 layers of 384 channels with 5x5 filters as for its ImageNet "
                 "models (CIFAR-10 3.03 bits/dim); the optimizer, batch and steps are genbench's (Adam 1e-3, batch 64)")
 PIXELRNN_SOURCE = ("van den Oord, Kalchbrenner & Kavukcuoglu 2016, Sec. 3.1 and 5: Row LSTM, 12 layers of h = 128, "
-                   "residual connections, 256-way softmax (CIFAR-10 3.07 bits/dim, binarized MNIST 80.54 nats); RMSProp "
-                   "in the paper, its schedule not given in full: Adam 1e-3, batch 64 here (genbench)")
+                   "residual connections, 256-way softmax (CIFAR-10 3.07 bits/dim, binarized MNIST 80.54 nats); "
+                   "RMSProp in the paper, its schedule not given in full: Adam 1e-3, batch 64 here (genbench)")
 PIXELCNNPP_SOURCE = ("Salimans et al. 2017 (PixelCNN++), openai/pixel-cnn defaults: nr_resnet 5, nr_filters 160, 10 "
                      "logistic components, dropout 0.5, 3 resolutions, Adam 1e-3, batch 16 x 8 GPUs, Polyak averaging "
                      "0.9995 (CIFAR-10 2.92 bits/dim); the learning-rate decay 0.999995 per step is not applied "
                      "(genbench's schedules are warmup and linear decay)")
-NADE_SOURCE = ("Larochelle & Murray 2011 (NADE): 500 sigmoid hidden units with tied input weights, SGD (binarized MNIST "
-               "88.86 nats); the learning rate and batch are genbench's (SGD 0.01 without momentum, batch 100); on 8-bit "
-               "data a K = 10 discretized logistic mixture per sub-pixel (genbench's choice: the paper is binary only)")
+NADE_SOURCE = ("Larochelle & Murray 2011 (NADE): 500 sigmoid hidden units with tied input weights, SGD (binarized "
+               "MNIST 88.86 nats); the learning rate and batch are genbench's (SGD 0.01 without momentum, batch 100); on "
+               "8-bit data a K = 10 discretized logistic mixture per sub-pixel (genbench's choice: the paper is binary only)")
 MADE_SOURCE = ("Germain et al. 2015 (MADE), mgermain/MADE README and trainMADE.py: 2 x 8000 ReLU units, 32 mask sets "
                "(order and connectivity), Adagrad 0.01, batch 100 (binarized MNIST 86.64 nats; 88.04 with one hidden "
                "layer); on 8-bit data one layer of 1000 with a K = 10 logistic mixture (genbench's choice)")

@@ -1,7 +1,7 @@
-"""PixelCNN, Gated PixelCNN and PixelRNN (Row LSTM), the models of baselines/autoregressive.CategoricalModel: exactness (no gradient from the future, colour included; probabilities of every
-8-bit image of tiny shapes sum to 1; uniform conditionals give 8 bits/dim), the blind spot that only the gated
-stacks remove, cached generation against the full pass and naive generation, and the sampler's draws against
-the model's own probabilities."""
+"""PixelCNN, Gated PixelCNN and PixelRNN (Row LSTM), the models of baselines/autoregressive.CategoricalModel:
+exactness (no gradient from the future, colour included; probabilities of every 8-bit image of tiny shapes sum
+to 1; uniform conditionals give 8 bits/dim), the blind spot that only the gated stacks remove, cached generation
+against the full pass and naive generation, and the sampler's draws against the model's own probabilities."""
 
 import dataclasses
 
@@ -39,8 +39,9 @@ def test_leaks_are_found_where_a_mask_is_wrong():
     """The check itself: mask B in place of mask A on the first layer lets every pixel see its own value."""
     model = tiny("pixelcnn", (1, 2, 2))
     first = model.net.first
-    first.mask.copy_(ar.pixelcnn_mask(torch.zeros(first.out_channels, dtype=torch.long), torch.zeros(1, dtype=torch.long),
-                                      first.kernel_size, (first.kernel_size[0] - 1, first.kernel_size[1] // 2), "B"))
+    one_group = torch.zeros(first.out_channels, dtype=torch.long)
+    first.mask.copy_(ar.pixelcnn_mask(one_group, torch.zeros(1, dtype=torch.long), first.kernel_size,
+                                      (first.kernel_size[0] - 1, first.kernel_size[1] // 2), "B"))
     assert ((0, 0, 0), (0, 0, 0)) in checks.leaks(model, (1, 2, 2))
 
 
