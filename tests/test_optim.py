@@ -17,9 +17,10 @@ def test_every_optimizer_builds_the_torch_optimizer_with_the_settings():
     assert isinstance(built["rmsprop"], torch.optim.RMSprop) and built["rmsprop"].defaults["alpha"] == 0.99
     assert isinstance(built["adamax"], torch.optim.Adamax) and built["adamax"].defaults["betas"] == (0.5, 0.9)
     assert built["sgd"].defaults["momentum"] == 0.5
+    assert isinstance(built["adagrad"], torch.optim.Adagrad)  # MADE's recipe
     assert all(opt.defaults["lr"] == 0.1 for opt in built.values())
-    with pytest.raises(ValueError, match="unknown optimizer 'adagrad'"):
-        Optimizer("adagrad")
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        Optimizer("lbfgs")
 
 
 def test_schedule_factors_follow_warmup_and_linear_decay():

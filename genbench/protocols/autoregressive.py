@@ -57,10 +57,10 @@ _SMOKE = dict(preset="smoke", steps=12, batch_size=16, optimizer=Optimizer("adam
               log_every=2, eval_loss_every=6,
               evaluation=Evaluation(num_images=20, num_samples=100, batch_size=100, reference_split="test",
                                     fidelity_metrics=("fid", "prc"), **_LENET))
-# Quick: about 6 minutes of training on a 2-core CPU at the measured train_step throughput, batch 64, 2 threads:
-# pixelcnn ~110 images/s, gated-pixelcnn ~78, pixelrnn ~110, nade ~390, made ~800 (so the PixelCNNs see under one
-# epoch); the exact bits/dim of the whole test split; 10,000 samples by cached generation in batches of 500
-# (pixelcnn ~120 images/s, gated-pixelcnn ~67, pixelrnn ~100).
+# Quick: 5-9 minutes of training on a 2-core CPU, batch 64, 2 threads; the seed-0 runs trained at (images/s)
+# pixelcnn 112, gated-pixelcnn 74, pixelcnnpp 134, pixelrnn 66, nade 313, made 757 (so the convolutional and
+# recurrent models see under one epoch); the exact bits/dim of the whole test split; 10,000 samples by cached
+# generation in batches of 500 (images/s: 164, 50, 44, 66; NADE and MADE by their recursions: 1,203, 260).
 _QUICK_STEPS = {"pixelcnn": 650, "gated-pixelcnn": 450, "pixelcnnpp": 600, "pixelrnn": 550, "nade": 2200,
                 "made": 5000}
 _QUICK = dict(preset="small", batch_size=64, checkpoint_every=100, log_every=25, eval_loss_every=100,
