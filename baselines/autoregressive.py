@@ -33,6 +33,8 @@ The contract of an autoregressive Model (read by tests/baselines/autoregressive_
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -242,7 +244,34 @@ def sample_logistic_mixture(logit_probs: torch.Tensor, means: torch.Tensor, log_
     return torch.floor((value + 1.0) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8)
 
 
-class CategoricalModel(nn.Module):
+class MaximumLikelihood:
+    """The training every autoregressive model shares: one optimizer over all parameters, each step on the mean
+    negative log-likelihood per image in nats, the optimizer's `grad_clip` applied where it is set. A model
+    defines `training_log_prob(x) -> ((B,) nats, differentiable; dict of extra entries for the step's log)`;
+    `bpd_key` names bits/dim in that log."""
+
+    bpd_key = "bpd"
+    _optim_settings: Optimizer | None = None
+
+    def configure_optimizers(self, settings: Optimizer) -> dict[str, torch.optim.Optimizer]:
+        self._optim_settings = settings
+        return {"model": settings.build(self.parameters())}
+
+    def train_step(self, x: torch.Tensor, optimizers: dict) -> dict[str, float]:
+        opt = optimizers["model"]
+        log_prob, extra = self.training_log_prob(x)
+        loss = -log_prob.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nats = float(loss.detach())
+        out = {"loss": nats, self.bpd_key: nats / (x[0].numel() * math.log(2.0)), **extra}
+        if self._optim_settings is not None and self._optim_settings.grad_clip is not None:
+            out["grad_norm"] = self._optim_settings.clip(self.parameters())
+        opt.step()
+        return out
+
+
+class CategoricalModel(MaximumLikelihood, nn.Module):
     """What PixelCNN, Gated PixelCNN and PixelRNN share around their networks: a 256-way softmax per sub-pixel in
     raster order (R -> G -> B in a pixel), its exact likelihood, training by maximum likelihood, and sampling by
     cached or naive generation. A subclass sets `net` (uint8-derived input on [-1, 1] (B, C, H, W) -> logits
@@ -303,18 +332,9 @@ class CategoricalModel(nn.Module):
             raise GenbenchError(f"{self.name}'s likelihood is exact: it takes no importance samples (k = 1)")
         return self.log_prob_terms(x).double().flatten(1).sum(1)
 
-    # --- training
-    def configure_optimizers(self, settings: Optimizer) -> dict[str, torch.optim.Optimizer]:
-        return {"model": settings.build(self.parameters())}
-
-    def train_step(self, x: torch.Tensor, optimizers: dict) -> dict[str, float]:
-        opt = optimizers["model"]
-        loss = -self.log_prob_terms(x).flatten(1).sum(1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        nats = float(loss.detach())
-        return {"loss": nats, "bpd": nats / (x[0].numel() * 0.6931471805599453)}
+    # --- training (MaximumLikelihood)
+    def training_log_prob(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        return self.log_prob_terms(x).flatten(1).sum(1), {}
 
     @torch.no_grad()
     def eval_loss(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, float]:

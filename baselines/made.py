@@ -66,9 +66,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from genbench import GenbenchError
-from genbench.baselines.autoregressive import raster_ordering
+from genbench.baselines.autoregressive import MaximumLikelihood, raster_ordering
 from genbench.baselines.nade import Conditional, check_conditional, check_images
-from genbench.optim import Optimizer
 
 DESCRIPTION = ("MADE (Germain et al. 2015): masked MLP autoencoder, order- and connectivity-agnostic training, "
                "exact likelihood as an equal-weight ensemble of mask sets")
@@ -106,9 +105,9 @@ PRESETS: dict[str, Config] = {
     # seconds on a CPU: tests and CI
     "smoke": Config(hidden_sizes=(16,), mixture_components=2, num_masks=2),
     # quick tier (Fashion-MNIST 28x28, 8-bit, 2-core CPU, minutes): one layer of 500 ReLU units, K = 5
-    # logistics per sub-pixel, 8 mask sets (all in the evaluation ensemble); train_step at batch 64 with
-    # torch.set_num_threads(2): about 560 images/s measured over 20 s (median step 80 ms, on a shared machine), so
-    # a 6-minute run sees ~200k images, about 3 epochs; 6.3M parameters, most in the D x 15 x 500 output layer
+    # logistics per sub-pixel, 8 mask sets (all in the evaluation ensemble); 6.3M parameters, most in the
+    # D x 15 x 500 output layer; the quick protocol's seed-0 run trained at 757 images/s (batch 64, 2 threads:
+    # its result's compute.train_seconds), 5,000 steps, about 5.3 epochs
     "small": Config(hidden_sizes=(500,), mixture_components=5, num_masks=8),
     # the published binarized-MNIST recipe (mgermain/MADE README; Table 6's best, 86.64 nats): 2 x 8000 ReLU
     # units, Bernoulli conditionals, 32 mask sets (Adagrad 0.01, batch 100 in the protocol)
@@ -133,8 +132,9 @@ def mask_degrees(dims: int, hidden_sizes: tuple[int, ...], natural: torch.Tensor
     return degrees
 
 
-class Model(nn.Module):
+class Model(MaximumLikelihood, nn.Module):
     family = "autoregressive"
+    bpd_key = "bits_per_dim"
     likelihood = "exact"
 
     def __init__(self, config: Config, image_shape: tuple[int, int, int]):
@@ -160,7 +160,6 @@ class Model(nn.Module):
             pool.append(mask_degrees(D, sizes, natural if m == 0 else None, g))
         for layer in range(len(sizes) + 1):  # degrees_l: (num_masks, size of layer l), layer 0 = the inputs
             self.register_buffer(f"degrees_{layer}", torch.stack([degs[layer] for degs in pool]))
-        self._optim_settings: Optimizer | None = None
 
     # --- what the evaluation records
     @property
@@ -241,25 +240,12 @@ class Model(nn.Module):
                 logs[m, i:i + step] = self.cond.log_prob(flat, params).double().sum(1)
         return torch.logsumexp(logs, dim=0) - math.log(M)
 
-    # --- training
-    def configure_optimizers(self, settings: Optimizer) -> dict[str, torch.optim.Optimizer]:
-        self._optim_settings = settings  # train_step applies its grad clip
-        return {"model": settings.build(self.parameters())}
-
-    def train_step(self, x: torch.Tensor, optimizers: dict) -> dict[str, float]:
-        """One step on -log p_m(x) (mean nats per image) for one mask set m drawn with torch's global RNG."""
+    # --- training (autoregressive.MaximumLikelihood)
+    def training_log_prob(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """log p_m(x) for one mask set m drawn with torch's global RNG (so resume stays exact); m is logged."""
         self._check(x)
         m = int(torch.randint(self.config.num_masks, (1,)))
-        opt = optimizers["model"]
-        loss = -self.member_log_prob(x, m).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        out = {"loss": float(loss.detach()), "bits_per_dim": float(loss.detach()) / (self.dims * math.log(2)),
-               "mask": float(m)}
-        if self._optim_settings is not None and self._optim_settings.grad_clip is not None:
-            out["grad_norm"] = self._optim_settings.clip(self.parameters())
-        opt.step()
-        return out
+        return self.member_log_prob(x, m), {"mask": float(m)}
 
     @torch.no_grad()
     def eval_loss(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, float]:

@@ -54,9 +54,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from genbench import GenbenchError
-from genbench.baselines.autoregressive import raster_ordering, sample_categorical, sample_logistic_mixture
+from genbench.baselines.autoregressive import (MaximumLikelihood, raster_ordering, sample_categorical,
+                                               sample_logistic_mixture)
 from genbench.metrics.likelihood import bernoulli_log_prob, discretized_logistic_mixture_log_prob, require_binary
-from genbench.optim import Optimizer
 
 DESCRIPTION = ("NADE (Larochelle & Murray 2011): tied-weight autoregressive network over sub-pixels in raster "
                "order, exact likelihood; Bernoulli, 256-way or logistic-mixture conditionals")
@@ -148,9 +148,8 @@ PRESETS: dict[str, Config] = {
     # seconds on a CPU: tests and CI
     "smoke": Config(hidden=8, mixture_components=2),
     # quick tier (Fashion-MNIST 28x28, 8-bit, 2-core CPU, minutes): 128 hidden units, K = 5 logistics per
-    # sub-pixel (V: 784 x 15 x 128; 1.6M parameters); train_step at batch 64 with torch.set_num_threads(2):
-    # about 320 images/s measured over 20 s (median step 180 ms, on a shared machine), so a 6-minute run sees
-    # ~115k images, about 2 epochs of the 60k training images
+    # sub-pixel (V: 784 x 15 x 128; 1.6M parameters); the quick protocol's seed-0 run trained at 313 images/s
+    # (batch 64, 2 threads: its result's compute.train_seconds), 2,200 steps, about 2.3 epochs
     "small": Config(hidden=128, mixture_components=5),
     # the published recipe (Larochelle & Murray 2011): binarized MNIST, 500 sigmoid units, Bernoulli
     # conditionals, SGD; 88.86 nats test NLL
@@ -161,8 +160,9 @@ PRESETS: dict[str, Config] = {
 }
 
 
-class Model(nn.Module):
+class Model(MaximumLikelihood, nn.Module):
     family = "autoregressive"
+    bpd_key = "bits_per_dim"
     likelihood = "exact"
     members = 1
 
@@ -182,7 +182,6 @@ class Model(nn.Module):
         # rank_flat[i]: position in the order of the sub-pixel at flat (C, H, W) index i; perm is its inverse
         self.register_buffer("rank_flat", rank.reshape(-1).clone(), persistent=False)
         self.register_buffer("perm", torch.argsort(rank.reshape(-1)), persistent=False)
-        self._optim_settings: Optimizer | None = None
 
     # --- what the evaluation records
     @property
@@ -244,23 +243,10 @@ class Model(nn.Module):
             parts.append(self.cond.log_prob(xc.reshape(xc.shape[0], -1), params).double().sum(1))
         return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64, device=x.device)
 
-    # --- training
-    def configure_optimizers(self, settings: Optimizer) -> dict[str, torch.optim.Optimizer]:
-        self._optim_settings = settings  # train_step applies its grad clip
-        return {"model": settings.build(self.parameters())}
-
-    def train_step(self, x: torch.Tensor, optimizers: dict) -> dict[str, float]:
-        """One step on the mean negative log-likelihood per image (nats); deterministic given the batch."""
+    # --- training (autoregressive.MaximumLikelihood: deterministic given the batch)
+    def training_log_prob(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
         self._check(x)
-        opt = optimizers["model"]
-        loss = -self._log_prob(x).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        out = {"loss": float(loss.detach()), "bits_per_dim": float(loss.detach()) / (self.dims * math.log(2))}
-        if self._optim_settings is not None and self._optim_settings.grad_clip is not None:
-            out["grad_norm"] = self._optim_settings.clip(self.parameters())
-        opt.step()
-        return out
+        return self._log_prob(x), {}
 
     @torch.no_grad()
     def eval_loss(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, float]:

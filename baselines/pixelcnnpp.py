@@ -76,7 +76,6 @@ draws follow the model's probabilities (C = 1 and RGB); training lowers the loss
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -87,7 +86,6 @@ from torch.nn.utils.parametrizations import weight_norm as _weight_norm
 from genbench import GenbenchError
 from genbench.baselines import autoregressive as ar
 from genbench.metrics.likelihood import discretized_logistic_log_prob, discretized_logistic_mixture_log_prob
-from genbench.optim import Optimizer
 
 DESCRIPTION = ("PixelCNN++ (Salimans et al. 2017): down- and down-right-shifted convolution streams, gated ResNet "
                "blocks over resolutions with short-cuts, discretized logistic mixture with coupled RGB means")
@@ -118,12 +116,10 @@ PRESETS: dict[str, Config] = {
     # seconds on a CPU: tests and CI
     "smoke": Config(nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.0, resolutions=1),
     # quick tier (Fashion-MNIST 28x28, 2-core CPU): one resolution (no down/up-sampling), so cached generation
-    # applies; 75,510 parameters on (1, 28, 28). train_step at batch 64 with torch.set_num_threads(2): with
-    # nr_filters 32 about 100 images/s was measured (10 s, on a machine loaded by another run; ~0.6 s fwd+bwd);
-    # 24 filters do ~0.56x its convolution arithmetic, so ~150-180 images/s is expected but was NOT measured on
-    # a free machine (re-measure before sizing the protocol's steps)
+    # applies; 75,510 parameters on (1, 28, 28); the quick protocol's seed-0 run trained at 134 images/s
+    # (batch 64, 2 threads: its result's compute.train_seconds)
     "small": Config(nr_resnet=1, nr_filters=24, nr_logistic_mix=5, dropout=0.0, resolutions=1),
-    # the published CIFAR-10 model (reference code defaults): 53.2M parameters on (3, 32, 32)
+    # the published CIFAR-10 model (reference code defaults): 53,659,080 parameters on (3, 32, 32)
     "standard": Config(nr_resnet=5, nr_filters=160, nr_logistic_mix=10, dropout=0.5, resolutions=3),
 }
 
@@ -306,7 +302,7 @@ class PixelCNNppNet(nn.Module):
 
 # --- the model ----------------------------------------------------------------------------------------------
 
-class Model(nn.Module):
+class Model(ar.MaximumLikelihood, nn.Module):
     family = "autoregressive"
     likelihood = "exact"
     members = 1
@@ -399,24 +395,9 @@ class Model(nn.Module):
             raise GenbenchError("pixelcnnpp's likelihood is exact: it takes no importance samples (k = 1)")
         return self.log_prob_terms(x).double().flatten(1).sum(1)
 
-    # --- training
-    _optim_settings: Optimizer | None = None
-
-    def configure_optimizers(self, settings: Optimizer) -> dict[str, torch.optim.Optimizer]:
-        self._optim_settings = settings  # its grad_clip, if any, is applied in train_step
-        return {"model": settings.build(self.parameters())}
-
-    def train_step(self, x: torch.Tensor, optimizers: dict) -> dict[str, float]:
-        opt = optimizers["model"]
-        loss = -self.log_prob_terms(x).flatten(1).sum(1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        out = {}
-        if self._optim_settings is not None and self._optim_settings.grad_clip is not None:
-            out["grad_norm"] = self._optim_settings.clip(self.parameters())
-        opt.step()
-        nats = float(loss.detach())
-        return {"loss": nats, "bpd": nats / (x[0].numel() * math.log(2.0)), **out}
+    # --- training (autoregressive.MaximumLikelihood)
+    def training_log_prob(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        return self.log_prob_terms(x).flatten(1).sum(1), {}
 
     @torch.no_grad()
     def eval_loss(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, float]:
