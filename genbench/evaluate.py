@@ -197,7 +197,10 @@ def _likelihood(ctx: Context) -> None:
         subset = images[: ev.iwae_images]
         nll_k = _negative_log_likelihoods(ctx, subset, max(1, ev.batch_size // 10), ctx.generator(1),
                                           f"IWAE k={ev.iwae_k}", k=ev.iwae_k)
-        ctx.metrics["bpd_iwae"] = _bpd_metric(nll_k, subset, split=ctx.split, estimator="iwae", k=ev.iwae_k)
+        # the importance-weighted bound over the model's latent (the VAE's IWAE) or its dequantization noise (a
+        # flow's importance-weighted dequantization); the model names which where it is not "iwae"
+        ctx.metrics["bpd_iwae"] = _bpd_metric(nll_k, subset, split=ctx.split, k=ev.iwae_k,
+                                              estimator=getattr(model, "importance_estimator", "iwae"))
         ctx.metrics["bpd_iwae"]["elbo_same_images"] = float(bits_per_dim(nll[: len(subset)].mean(), _dims(subset)))
 
 
