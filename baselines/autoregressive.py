@@ -29,6 +29,9 @@ The contract of an autoregressive Model (read by tests/baselines/autoregressive_
 - `ordering(member=0)` -> long (C, H, W): the rank of each sub-pixel in that order; `members` (default 1): how
   many orders (MADE's ensemble over masks) the model mixes.
 - `sample(n, *, generator=None)` -> uint8 (n, C, H, W).
+- Class-conditional models (a `Config.num_classes`, e.g. Gated PixelCNN's class-conditional variant) take
+  `labels` (long (B,)) in `conditionals`, `log_likelihood` (then log P(x | y)), training and `sample`, and refuse
+  to run without them; the others refuse labels.
 """
 
 from __future__ import annotations
@@ -257,9 +260,9 @@ class MaximumLikelihood:
         self._optim_settings = settings
         return {"model": settings.build(self.parameters())}
 
-    def train_step(self, x: torch.Tensor, optimizers: dict) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, optimizers: dict, labels: torch.Tensor | None = None) -> dict[str, float]:
         opt = optimizers["model"]
-        log_prob, extra = self.training_log_prob(x)
+        log_prob, extra = self.training_log_prob(x) if labels is None else self.training_log_prob(x, labels)
         loss = -log_prob.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -275,7 +278,8 @@ class CategoricalModel(MaximumLikelihood, nn.Module):
     """What PixelCNN, Gated PixelCNN and PixelRNN share around their networks: a 256-way softmax per sub-pixel in
     raster order (R -> G -> B in a pixel), its exact likelihood, training by maximum likelihood, and sampling by
     cached or naive generation. A subclass sets `net` (uint8-derived input on [-1, 1] (B, C, H, W) -> logits
-    (B, C * 256, H, W), every spatial layer Regional), `name`, and `whole_rows` (see `sample_by_regions`)."""
+    (B, C * 256, H, W), every spatial layer Regional; a class-conditional net also takes labels (B,)), `name`,
+    and `whole_rows` (see `sample_by_regions`)."""
 
     family = "autoregressive"
     likelihood = "exact"
@@ -291,6 +295,11 @@ class CategoricalModel(MaximumLikelihood, nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def num_classes(self) -> int | None:
+        """The classes a class-conditional model is conditioned on; None for an unconditional one."""
+        return getattr(self.config, "num_classes", None)
 
     @property
     def likelihood_details(self) -> dict:
@@ -310,51 +319,72 @@ class CategoricalModel(MaximumLikelihood, nn.Module):
     def net_input(x: torch.Tensor) -> torch.Tensor:
         return x.float() / 127.5 - 1.0
 
-    def conditionals(self, u: torch.Tensor, member: int = 0) -> torch.Tensor:
-        """Logits (B, 256, C, H, W) of every sub-pixel's conditional."""
+    def _labels(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        if self.num_classes is None:
+            if labels is not None:
+                raise GenbenchError(f"{self.name} is unconditional: it takes no labels")
+            return None
+        if labels is None:
+            raise GenbenchError(f"{self.name} is class-conditional: pass the labels (long (B,), 0.."
+                                f"{self.num_classes - 1}) the images are conditioned on")
+        labels = torch.as_tensor(labels, device=self.device)
+        if labels.shape != (batch,) or labels.dtype != torch.long or labels.min() < 0 or \
+                labels.max() >= self.num_classes:
+            raise GenbenchError(f"{self.name}: labels must be long (B,) = ({batch},) in 0..{self.num_classes - 1}, "
+                                f"got {labels.dtype} {tuple(labels.shape)}")
+        return labels
+
+    def conditionals(self, u: torch.Tensor, member: int = 0, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, 256, C, H, W) of every sub-pixel's conditional (given `labels` for a class-conditional model)."""
         b, c, h, w = u.shape
-        return self.net(u).reshape(b, c, VALUES, h, w).transpose(1, 2)
+        labels = self._labels(labels, b)
+        out = self.net(u) if labels is None else self.net(u, labels)
+        return out.reshape(b, c, VALUES, h, w).transpose(1, 2)
 
     def ordering(self, member: int = 0) -> torch.Tensor:
         return raster_ordering(self.image_shape)
 
-    def log_prob_terms(self, x: torch.Tensor) -> torch.Tensor:
+    def log_prob_terms(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """log P(x_i | x_<i) in nats for every sub-pixel, (B, C, H, W)."""
         self._check(x)
-        logits = self.conditionals(self.net_input(x))
+        logits = self.conditionals(self.net_input(x), labels=labels)
         return F.log_softmax(logits, dim=1).gather(1, x.long().unsqueeze(1)).squeeze(1)
 
     @torch.no_grad()
-    def log_likelihood(self, x: torch.Tensor, *, k: int = 1, generator: torch.Generator | None = None
-                       ) -> torch.Tensor:
-        """The exact log P(x) in nats per image."""
+    def log_likelihood(self, x: torch.Tensor, *, k: int = 1, generator: torch.Generator | None = None,
+                       labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The exact log P(x) (log P(x | y) given `labels`) in nats per image."""
         if k != 1:
             raise GenbenchError(f"{self.name}'s likelihood is exact: it takes no importance samples (k = 1)")
-        return self.log_prob_terms(x).double().flatten(1).sum(1)
+        return self.log_prob_terms(x, labels).double().flatten(1).sum(1)
 
     # --- training (MaximumLikelihood)
-    def training_log_prob(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        return self.log_prob_terms(x).flatten(1).sum(1), {}
+    def training_log_prob(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        return self.log_prob_terms(x, labels).flatten(1).sum(1), {}
 
     @torch.no_grad()
-    def eval_loss(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, float]:
-        return {"loss": float(-self.log_likelihood(x).mean())}
+    def eval_loss(self, x: torch.Tensor, *, generator: torch.Generator | None = None,
+                  labels: torch.Tensor | None = None) -> dict[str, float]:
+        return {"loss": float(-self.log_likelihood(x, labels=labels).mean())}
 
     # --- sampling
-    def _region_logits(self, x_region: torch.Tensor) -> torch.Tensor:
-        return self.conditionals(self.net_input(x_region))
+    def _region_logits(self, labels: torch.Tensor | None):
+        return lambda x_region: self.conditionals(self.net_input(x_region), labels=labels)
 
     def _draw(self, generator):
         return lambda logits: sample_categorical(logits, generator).to(torch.uint8)
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, *, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
+               ) -> torch.Tensor:
         """n images by cached generation: each layer computed at the new position from its stored inputs."""
         x = torch.zeros((n, *self.image_shape), dtype=torch.uint8, device=self.device)
-        return sample_by_regions(self._region_logits, self._draw(generator), x, self.net, whole_rows=self.whole_rows)
+        return sample_by_regions(self._region_logits(self._labels(labels, n)), self._draw(generator), x, self.net,
+                                 whole_rows=self.whole_rows)
 
     @torch.no_grad()
-    def sample_naive(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_naive(self, n: int, *, generator: torch.Generator | None = None, labels: torch.Tensor | None = None
+                     ) -> torch.Tensor:
         """The same draws with one full network pass per sub-pixel (the reference of the cached sampler)."""
         x = torch.zeros((n, *self.image_shape), dtype=torch.uint8, device=self.device)
-        return sample_naive(self._region_logits, self._draw(generator), x)
+        return sample_naive(self._region_logits(self._labels(labels, n)), self._draw(generator), x)

@@ -19,7 +19,14 @@ Provenance
   gated activations tanh(W_f * x) * sigmoid(W_g * x), a residual 1x1 in the horizontal stack. Published
   CIFAR-10 3.03 bits/dim (Table 1). The CIFAR-10 model's widths are not given in the paper; its ImageNet
   models have 20 layers of 384 channels with 5x5 filters (Sec. 3.1 / 3.2), which the standard preset follows.
-  The class-conditional variant (Sec. 2.3) is not part of this file yet.
+- Conditional PixelCNN (the same paper, Sec. 2.3, Eq. 4): a one-hot class h enters every gated layer as a
+  per-channel bias of both halves of the gate, tanh(W_f * x + V_f^T h) * sigmoid(W_g * x + V_g^T h); here each
+  stack of each layer has its own V (an embedding of 2h values per class), zero at initialisation (genbench's
+  choice: training starts from the unconditional network). Registered as `gated-pixelcnn-class`; its
+  likelihood is log P(x | y), and evaluation reports both that and the exact marginal log sum_y P(y) P(x | y)
+  (genbench/evaluate.py), so its bits/dim shares a column with the unconditional models'. The paper measures
+  class conditioning on ImageNet (Sec. 3.2: a small gain in log-likelihood, a large one in sample quality), not
+  on CIFAR-10, so the standard tier here has no published number to meet.
 - Cached generation (baselines/autoregressive.py): Ramachandran et al. 2017, every layer computed at the new
   position only, from the activations it has stored.
 
@@ -51,6 +58,8 @@ DESCRIPTIONS = {
     "pixelcnn": "PixelCNN: masked convolutions (mask A, then B), residual blocks, 256-way softmax per sub-pixel",
     "gated-pixelcnn": "Gated PixelCNN: vertical and horizontal stacks without blind spot, gated activations, "
                       "256-way softmax per sub-pixel",
+    "gated-pixelcnn-class": "Conditional Gated PixelCNN: the Gated PixelCNN with a class bias in every gate, "
+                            "exact log P(x | y) and the marginal over the classes",
 }
 ARCHS = ("pixelcnn", "gated")
 
@@ -63,10 +72,13 @@ class Config:
     first_kernel: int = 7       # the first layer's kernel (mask A)
     kernel: int = 3             # every later layer's kernel (odd)
     output_hidden: int = 1024   # width of the 1x1 layer before the logits
+    num_classes: int | None = None  # class-conditional (gated only): the number of classes; None = unconditional
 
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise GenbenchError(f"pixelcnn: arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.num_classes is not None and (self.arch != "gated" or self.num_classes < 2):
+            raise GenbenchError(f"pixelcnn: class conditioning needs arch 'gated' and num_classes >= 2: {self}")
         if min(self.hidden, self.layers + 1, self.output_hidden) < 1 or self.kernel % 2 == 0 or \
                 self.first_kernel % 2 == 0:
             raise GenbenchError(f"pixelcnn: invalid config (positive sizes, odd kernels): {self}")
@@ -83,6 +95,12 @@ VARIANTS: dict[str, dict[str, Config]] = {
         "smoke": Config(arch="gated", hidden=8, layers=1, output_hidden=16),
         "small": Config(arch="gated", hidden=32, layers=5, output_hidden=128),
         "standard": Config(arch="gated", hidden=384, layers=19, first_kernel=7, kernel=5, output_hidden=1024),
+    },
+    "gated-pixelcnn-class": {  # the datasets genbench conditions on have 10 classes (fashion-mnist, cifar10)
+        "smoke": Config(arch="gated", hidden=8, layers=1, output_hidden=16, num_classes=10),
+        "small": Config(arch="gated", hidden=32, layers=5, output_hidden=128, num_classes=10),
+        "standard": Config(arch="gated", hidden=384, layers=19, first_kernel=7, kernel=5, output_hidden=1024,
+                           num_classes=10),
     },
 }
 
@@ -122,7 +140,7 @@ class _GatedLayer(nn.Module):
     """One layer of both stacks (Figure 2 of van den Oord et al. 2016b). The horizontal stack's channels carry
     colour groups; the vertical stack sees rows above only (after the shift), so every group may read all of it."""
 
-    def __init__(self, c: int, h: int, k: int, first: bool, in_ch: int):
+    def __init__(self, c: int, h: int, k: int, first: bool, in_ch: int, num_classes: int | None = None):
         super().__init__()
         gate_groups = ar.channel_groups(h, c).repeat(2)  # tanh half, then sigmoid half, each in group blocks
         in_groups = torch.arange(c) if first else ar.channel_groups(h, c)
@@ -132,10 +150,17 @@ class _GatedLayer(nn.Module):
         self.down = ar.CausalConv2d(2 * h, 2 * h, (2, 1), (1, 0, 0, 0), mask=_row_above(2 * h))
         self.horizontal = ar.masked(in_groups, gate_groups, (1, k // 2 + 1), (0, k // 2), kind, (0, 0, k // 2, 0))
         self.residual = None if first else ar.pointwise(ar.channel_groups(h, c), ar.channel_groups(h, c))
+        if num_classes is not None:  # V_f^T h and V_g^T h of each stack (Eq. 4): a bias per class and channel
+            self.class_v, self.class_h = nn.Embedding(num_classes, 2 * h), nn.Embedding(num_classes, 2 * h)
+            nn.init.zeros_(self.class_v.weight)
+            nn.init.zeros_(self.class_h.weight)
 
-    def forward(self, v, x):
-        v_pre = self.vertical(v)
-        out = _gate(self.horizontal(x) + self.down(v_pre))
+    def forward(self, v, x, labels=None):
+        v_pre, x_pre = self.vertical(v), self.horizontal(x)
+        if labels is not None:
+            v_pre = v_pre + self.class_v(labels)[:, :, None, None]
+            x_pre = x_pre + self.class_h(labels)[:, :, None, None]
+        out = _gate(x_pre + self.down(v_pre))
         return _gate(v_pre), out if self.residual is None else x + self.residual(out)
 
 
@@ -149,16 +174,17 @@ class GatedPixelCNNNet(nn.Module):
     def __init__(self, c: int, cfg: Config):
         super().__init__()
         h = cfg.hidden
-        self.layers = nn.ModuleList([_GatedLayer(c, h, cfg.first_kernel, True, c)] +
-                                    [_GatedLayer(c, h, cfg.kernel, False, h) for _ in range(cfg.layers)])
+        n = cfg.num_classes
+        self.layers = nn.ModuleList([_GatedLayer(c, h, cfg.first_kernel, True, c, n)] +
+                                    [_GatedLayer(c, h, cfg.kernel, False, h, n) for _ in range(cfg.layers)])
         g = lambda n: ar.channel_groups(n, c)  # noqa: E731
         self.out1 = ar.pointwise(g(h), g(cfg.output_hidden))
         self.out2 = ar.pointwise(g(cfg.output_hidden), g(c * ar.VALUES))
 
-    def forward(self, x):
+    def forward(self, x, labels=None):
         v = h = x
         for layer in self.layers:
-            v, h = layer(v, h)
+            v, h = layer(v, h, labels)
         return self.out2(F.relu(self.out1(F.relu(h))))
 
 
@@ -166,5 +192,6 @@ class Model(ar.CategoricalModel):
     def __init__(self, config: Config, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)
         self.net = (PixelCNNNet if config.arch == "pixelcnn" else GatedPixelCNNNet)(image_shape[0], config)
-        self.name = "pixelcnn" if config.arch == "pixelcnn" else "gated-pixelcnn"
+        self.name = "pixelcnn" if config.arch == "pixelcnn" else \
+            "gated-pixelcnn" if config.num_classes is None else "gated-pixelcnn-class"
         self.whole_rows = config.arch == "gated"  # the vertical stack's row i reads all of row i

@@ -6,8 +6,11 @@ the model takes importance samples), bits/dim of the probability-flow ODE where 
 and the protocol names a subset for it, PSNR/SSIM where `reconstruct` exists (the VAE's decoder, a GAN's latent
 projection), samples for every family, their sample quality and mode coverage where the protocol names an
 extractor, the curve over training where the protocol keeps snapshots, disentanglement where the dataset has
-ground-truth factors, traversals where the model encodes and decodes. A new capability adds a step. The same
-tests tell `expected_metrics`, which a leaderboard checks submissions against, what a protocol writes.
+ground-truth factors, traversals where the model encodes and decodes. A class-conditional protocol
+(`Protocol.num_classes`) draws its samples for labels in the training split's class proportions, reports the
+exact marginal likelihood over the classes beside the conditional one, and scores the samples against the
+labels asked for. A new capability adds a step. The same tests tell `expected_metrics`, which a leaderboard
+checks submissions against, what a protocol writes.
 
 Beside the metrics, as a reference, the exact bits/dim of the independent-pixel histogram model fitted on the
 training split.
@@ -58,6 +61,7 @@ class Context:
     extra: dict = field(default_factory=dict)  # result sections beside `metrics` (disentanglement, snapshots, ...)
     files: dict[str, str] = field(default_factory=dict)
     samples: np.ndarray | None = None  # the evaluation samples, uint8 (num_samples, C, H, W)
+    sample_labels: np.ndarray | None = None  # the classes they were drawn for (a class-conditional protocol)
     sample_ips: float | None = None
     _extractor: tuple | None = None
     _reference: object | None = None
@@ -69,6 +73,12 @@ class Context:
     @property
     def split(self) -> str:
         return f"{self.held_out.dataset}:{self.held_out.split}"
+
+    def labels_for(self, n: int) -> dict:
+        """The `labels=` keyword of `sample` for the first n evaluation samples; {} for an unconditional model."""
+        if self.sample_labels is None:
+            return {}
+        return {"labels": torch.from_numpy(self.sample_labels[:n])}
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A generator seeded from the evaluation seed: each step draws from its own, so none moves another."""
@@ -110,8 +120,13 @@ def open_context(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
     images = _evaluation_images(held_out, ev.num_images, ev.subset_seed)
     seed = rd.info()["seed"]
     model = _load(protocol, rd.weights, tuple(images.shape[1:]), seed, device)
-    return Context(rd, protocol, model, train, held_out, images, device, progress, seed,
-                   files={"weights": rd.weights.name, "samples": rd.samples_png.name, "train_log": "train_log.jsonl"})
+    ctx = Context(rd, protocol, model, train, held_out, images, device, progress, seed,
+                  files={"weights": rd.weights.name, "samples": rd.samples_png.name, "train_log": "train_log.jsonl"})
+    if protocol.num_classes:
+        from genbench.metrics.conditional import label_plan
+
+        ctx.sample_labels = label_plan(train.labels, ev.num_samples, num_classes=protocol.num_classes, seed=ev.seed)
+    return ctx
 
 
 def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: ImageData, device: torch.device,
@@ -187,6 +202,8 @@ def _takes_iwae(model_class, protocol) -> bool:
 
 
 def _likelihood(ctx: Context) -> None:
+    if ctx.protocol.num_classes:
+        return _class_conditional_likelihood(ctx)
     ev, model, images = ctx.ev, ctx.model, ctx.images
     # a family names its estimator where "elbo" / "exact" would not say what it computes (DDPM: vlb, vlb-mc)
     estimator = getattr(model, "likelihood_estimator", "elbo" if model.likelihood == "bound" else "exact")
@@ -202,6 +219,32 @@ def _likelihood(ctx: Context) -> None:
         ctx.metrics["bpd_iwae"] = _bpd_metric(nll_k, subset, split=ctx.split, k=ev.iwae_k,
                                               estimator=getattr(model, "importance_estimator", "iwae"))
         ctx.metrics["bpd_iwae"]["elbo_same_images"] = float(bits_per_dim(nll[: len(subset)].mean(), _dims(subset)))
+
+
+@torch.no_grad()
+def _class_conditional_likelihood(ctx: Context) -> None:
+    """A class-conditional model's exact log P(x | y) under every class y: the marginal log sum_y P(y) P(x | y)
+    over the classes in the training split's proportions is `bpd` (the same quantity as an unconditional
+    model's, so it shares the column), and log P(x | y) at each image's own label is `bpd_conditional`. One
+    network pass per class and image."""
+    model, images, classes = ctx.model, ctx.images, ctx.protocol.num_classes
+    log_prior = torch.from_numpy(np.log(np.bincount(ctx.train.labels, minlength=classes) / len(ctx.train.labels)))
+    own = torch.from_numpy(np.array(ctx.held_out.labels[: len(images)], dtype=np.int64))
+    if ctx.ev.subset_seed is not None:
+        raise GenbenchError("a class-conditional protocol scores the first images of its split (no subset_seed)")
+    marginal, conditional, start = [], [], 0
+    for x in _batches(images, ctx.ev.batch_size, ctx.device, ctx.progress, f"bits/dim ({classes} classes)"):
+        per_class = torch.stack([model.log_likelihood(x, labels=torch.full((len(x),), c, device=ctx.device))
+                                 .double().cpu() for c in range(classes)], 1)  # (B, classes) log P(x | y)
+        marginal.append(-torch.logsumexp(per_class + log_prior, 1))
+        conditional.append(-per_class.gather(1, own[start:start + len(x), None]).squeeze(1))
+        start += len(x)
+    details = getattr(model, "likelihood_details", {})
+    prior = f"{ctx.train.dataset}:{ctx.train.split} class frequencies"
+    ctx.metrics["bpd"] = _bpd_metric(torch.cat(marginal), images, split=ctx.split, estimator="exact", **details,
+                                     marginal=f"log sum_y P(y) P(x | y) over {classes} classes, P(y) the {prior}")
+    ctx.metrics["bpd_conditional"] = _bpd_metric(torch.cat(conditional), images, split=ctx.split,
+                                                 estimator="exact", **details, given="each image's class label")
 
 
 @torch.no_grad()
@@ -273,31 +316,45 @@ def _reconstruction(ctx: Context) -> None:
 # Samples, their quality against the reference split, and their mode coverage
 
 @torch.no_grad()
-def _draw(model, n: int, batch_size: int, generator: torch.Generator, **kw) -> torch.Tensor:
-    parts, left = [], n
-    while left > 0:
-        parts.append(model.sample(min(left, batch_size), generator=generator, **kw).cpu())
-        left -= len(parts[-1])
+def _draw(model, n: int, batch_size: int, generator: torch.Generator, *, labels: torch.Tensor | None = None,
+          **kw) -> torch.Tensor:
+    """n samples in batches; a class-conditional model draws sample i for labels[i]."""
+    parts, done = [], 0
+    while done < n:
+        size = min(n - done, batch_size)
+        given = {} if labels is None else {"labels": labels[done:done + size].to(generator.device)}
+        parts.append(model.sample(size, generator=generator, **given, **kw).cpu())
+        done += size
     return torch.cat(parts)  # (n, C, H, W) uint8
 
 
 def _samples(ctx: Context) -> None:
     """Draw the evaluation samples, time them, save them and a grid."""
     ev, model, device = ctx.ev, ctx.model, ctx.device
+    warm = min(ev.num_samples, 4)
     with torch.no_grad():
-        model.sample(min(ev.num_samples, 4), generator=torch.Generator(device).manual_seed(0))  # warm-up
+        _draw(model, warm, warm, torch.Generator(device).manual_seed(0), **ctx.labels_for(warm))
     synchronize(device)
     t0 = time.perf_counter()
-    samples = _draw(model, ev.num_samples, ev.batch_size, ctx.generator(2))
+    samples = _draw(model, ev.num_samples, ev.batch_size, ctx.generator(2), **ctx.labels_for(ev.num_samples))
     synchronize(device)
     ctx.sample_ips = ev.num_samples / (time.perf_counter() - t0)
     if hasattr(model, "sampler_description"):  # the sampler a diffusion or score model draws with
         ctx.extra["sampler"] = model.sampler_description
-    atomic_write(ctx.rd.samples_npz, lambda f: np.savez_compressed(f, images=samples.numpy()))
-    grid = make_grid(samples[:64], nrow=8, padding=2, pad_value=255)  # (3, H', W') uint8, gray repeated
+    arrays = {"images": samples.numpy()}
+    if ctx.sample_labels is not None:
+        arrays["labels"] = ctx.sample_labels
+    atomic_write(ctx.rd.samples_npz, lambda f: np.savez_compressed(f, **arrays))
+    shown = samples[:64] if ctx.sample_labels is None else samples[_by_class(ctx.sample_labels, 8)]
+    grid = make_grid(shown, nrow=8, padding=2, pad_value=255)  # (3, H', W') uint8, gray repeated
     image = Image.fromarray(grid.permute(1, 2, 0).numpy())
     atomic_write(ctx.rd.samples_png, lambda f: image.save(f, format="PNG"))
     ctx.samples = samples.numpy()
+
+
+def _by_class(labels: np.ndarray, per_class: int) -> np.ndarray:
+    """Indices of the first `per_class` samples of each class, class by class: one grid row per class."""
+    return np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)])
 
 
 def _fidelity(ctx: Context, samples: np.ndarray, metrics: tuple[str, ...]) -> dict[str, dict]:
@@ -343,6 +400,29 @@ def _mode_names(model_class, protocol) -> list[str]:
     return modes.metric_names(protocol.evaluation.modes, protocol.evaluation.extractor)
 
 
+def _class_conditional_quality(ctx: Context) -> None:
+    """Whether the samples show the classes they were drawn for (the extractor's classifier, beside its accuracy
+    on the held-out images) and intra-FID against the reference split's images of each class."""
+    from genbench import registry
+    from genbench.metrics.conditional import evaluate_conditional
+
+    spec, module = ctx.extractor()
+    split = ctx.ev.reference_split
+    data = next((d for d in (ctx.train, ctx.held_out) if d.split == split), None) or \
+        registry.dataset(ctx.protocol.dataset).load(split, progress=ctx.progress)
+    ctx.metrics.update(evaluate_conditional(
+        module, ctx.samples, ctx.sample_labels, extractor=spec.name, reference_features=ctx.reference().features,
+        reference_labels=data.labels, reference=f"{data.dataset}:{split}", real_images=ctx.held_out.images,
+        real_labels=ctx.held_out.labels, real=ctx.split, num_classes=ctx.protocol.num_classes,
+        batch_size=ctx.ev.batch_size, device=ctx.device))
+
+
+def _class_conditional_names(model_class, protocol) -> list[str]:
+    from genbench.metrics.conditional import metric_names
+
+    return metric_names(protocol.evaluation.extractor)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Sample quality over training, from the snapshots kept during training (never computed inside training)
 
@@ -359,7 +439,8 @@ def _snapshots(ctx: Context) -> None:
     points = []
     for step in tqdm(steps, desc="snapshots", disable=None if ctx.progress else True, leave=False):
         model = _load(ctx.protocol, rd.snapshot(step), ctx.images.shape[1:], ctx.seed, ctx.device)
-        samples = _draw(model, ev.snapshot_samples, ev.batch_size, ctx.generator(2)).numpy()
+        samples = _draw(model, ev.snapshot_samples, ev.batch_size, ctx.generator(2),
+                        **ctx.labels_for(ev.snapshot_samples)).numpy()
         scores = _fidelity(ctx, samples, (group,))
         points.append({"step": step, **{name: rec["value"] for name, rec in scores.items()}})
     ctx.extra["snapshots"] = {"every": ctx.protocol.snapshot_every, "n": ev.snapshot_samples,
@@ -387,13 +468,14 @@ def sampler_steps_curve(ctx: Context, steps: tuple[int, ...], num_samples: int) 
     try:
         with torch.no_grad():  # warm-up, as for the evaluation samples, so the first point's speed is not its own
             for s in steps:  # and every S checked before minutes are spent on the first ones
-                ctx.model.sample(1, generator=torch.Generator(ctx.device).manual_seed(0), steps=s)
+                _draw(ctx.model, 1, 1, torch.Generator(ctx.device).manual_seed(0), steps=s, **ctx.labels_for(1))
     except ValueError as e:
         raise GenbenchError(f"{ctx.protocol.model} cannot sample with steps {steps}: {e}") from None
     for s in steps:
         synchronize(ctx.device)
         t0 = time.perf_counter()
-        samples = _draw(ctx.model, num_samples, ctx.ev.batch_size, ctx.generator(2), steps=s).numpy()
+        samples = _draw(ctx.model, num_samples, ctx.ev.batch_size, ctx.generator(2), steps=s,
+                        **ctx.labels_for(num_samples)).numpy()
         synchronize(ctx.device)
         ips = num_samples / (time.perf_counter() - t0)
         scores = _fidelity(ctx, samples, ("fid",))
@@ -455,7 +537,8 @@ def _traversals(ctx: Context) -> None:
 
 STEPS: tuple[Step, ...] = (
     Step("likelihood", _has_likelihood, _likelihood,
-         lambda m, p: ["bpd", *(["bpd_iwae"] if _takes_iwae(m, p) else [])]),
+         lambda m, p: ["bpd", *(["bpd_conditional"] if p.num_classes else []),
+                       *(["bpd_iwae"] if _takes_iwae(m, p) else [])]),
     Step("probability-flow likelihood", _has_ode_likelihood, _ode_likelihood, lambda m, p: ["bpd_ode"]),
     Step("reconstruction", lambda m, p: hasattr(m, "reconstruct"), _reconstruction, lambda m, p: ["psnr", "ssim"]),
     Step("samples", lambda m, p: True, _samples),
@@ -463,6 +546,8 @@ STEPS: tuple[Step, ...] = (
          _sample_quality, _fidelity_names),
     Step("mode coverage", lambda m, p: bool(p.evaluation.extractor and p.evaluation.modes), _mode_coverage,
          _mode_names),
+    Step("class-conditional sample quality", lambda m, p: bool(p.num_classes and p.evaluation.extractor),
+         _class_conditional_quality, _class_conditional_names),
     Step("snapshots", lambda m, p: bool(p.snapshot_every and p.evaluation.extractor and p.evaluation.fidelity_metrics),
          _snapshots),
     Step("sampler steps", lambda m, p: bool(p.evaluation.sampler_steps and p.evaluation.extractor)

@@ -83,6 +83,8 @@ class ModelFamily:
         if hasattr(model, "ode_log_likelihood"):
             caps.append("ode_log_likelihood (probability flow)")
         caps += [c for c in ("encode", "decode", "reconstruct") if hasattr(model, c)]
+        if any(getattr(config, "num_classes", None) for config in self.presets.values()):
+            caps.append("class-conditional (labels in training, likelihood and sampling)")
         return caps
 
 
@@ -166,7 +168,7 @@ def _register_builtins() -> None:
     MODELS.register("ddpm", ModelFamily("ddpm", ddpm))
     for name in ncsn.VARIANTS:  # ncsn, ncsnv2
         MODELS.register(name, ModelFamily(name, ncsn, variant=name))
-    for name in pixelcnn.VARIANTS:  # pixelcnn, gated-pixelcnn
+    for name in pixelcnn.VARIANTS:  # pixelcnn, gated-pixelcnn, gated-pixelcnn-class
         MODELS.register(name, ModelFamily(name, pixelcnn, variant=name))
     MODELS.register("pixelcnnpp", ModelFamily("pixelcnnpp", pixelcnnpp))
     MODELS.register("pixelrnn", ModelFamily("pixelrnn", pixelrnn))
@@ -184,6 +186,15 @@ def _register_builtins() -> None:
         MetricInfo("bpd_ode", "bits/dim of the probability-flow ODE on uniformly dequantized held-out images "
                    "(a bound up to solver and trace-estimator error)", False, "bits/dim", "genbench.metrics.ode",
                    "ode_log_likelihood"),
+        MetricInfo("bpd_conditional", "exact negative log-likelihood of held-out images given their class label "
+                   "(a class-conditional model), bits/dim", False, "bits/dim", "genbench.evaluate",
+                   "log_likelihood with labels"),
+        MetricInfo("class_accuracy", "share of class-conditional samples the extractor's classifier assigns to the "
+                   "class they were drawn for", True, "", "genbench.metrics.conditional",
+                   "class-conditional samples + classifier"),
+        MetricInfo("fid_intra", "intra-FID: the mean over classes of each class's FID against that class's "
+                   "reference images", False, "", "genbench.metrics.conditional",
+                   "class-conditional samples + extractor"),
         MetricInfo("psnr", "peak signal-to-noise ratio of reconstructions of held-out images (data range 255)",
                    True, "dB", "genbench.metrics.reconstruction", "reconstruct"),
         MetricInfo("ssim", "structural similarity of reconstructions of held-out images (scikit-image)",

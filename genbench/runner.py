@@ -4,7 +4,8 @@ The family owns its training step (`Model.train_step`); this module owns everyth
 device, data order, learning-rate schedule, EMA, progress, the wall-clock budget, atomic checkpoints,
 snapshots, logs, stopping on a non-finite loss, and the final evaluation. A family whose step consumes
 several batches (a critic's n_critic updates) declares `batches_per_step`; the step then gets that many
-consecutive batches of the data order in one tensor. Evaluation is never inside training: training ends by
+consecutive batches of the data order in one tensor. A class-conditional protocol (`Protocol.num_classes`) gives
+the step the batch's labels too. Evaluation is never inside training: training ends by
 writing `model.pt`, and `evaluate` loads that file into a fresh model.
 
 Exact resume: the data order is a pure function of (seed, epoch), and a checkpoint holds the model, the
@@ -60,9 +61,13 @@ def run(protocol: Protocol, opts: RunOptions, echo: Echo = print) -> dict | None
     train_data = spec.load(protocol.train_split, **load)
     held_out = spec.load(protocol.evaluation.split, **load)
 
+    if protocol.num_classes:
+        for data in (train_data, held_out):
+            check_class_labels(data, protocol.num_classes, protocol.model)
     if not rd.weights.exists():
+        labels = (train_data.labels, held_out.labels) if protocol.num_classes else (None, None)
         finished = train(protocol, rd, train_data.images, held_out.images, device=device, seed=opts.seed,
-                         max_minutes=opts.max_minutes, progress=opts.progress, echo=echo)
+                         max_minutes=opts.max_minutes, progress=opts.progress, echo=echo, labels=labels)
         if not finished:
             return None
     echo("Evaluating the saved weights ...")
@@ -106,11 +111,27 @@ class DataOrder:
         return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
 
 
+def check_class_labels(data, num_classes: int, model: str) -> None:
+    """A class-conditional model needs one class in 0..num_classes-1 per image of every split it reads."""
+    labels = data.labels
+    if labels is None or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        what = "no labels" if labels is None else f"labels of shape {labels.shape} ({labels.dtype})"
+        raise GenbenchError(f"{model} is class-conditional, but {data.dataset}:{data.split} has {what}, not one "
+                            f"class per image; train it on a dataset with class labels (fashion-mnist, cifar10).")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise GenbenchError(f"{model} is conditioned on {num_classes} classes, but {data.dataset}:{data.split} has "
+                            f"labels {labels.min()}..{labels.max()}; its protocol does not fit this dataset.")
+
+
 def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarray, *, device: torch.device,
-          seed: int, max_minutes: float | None = None, progress: bool = True, echo: Echo = print) -> bool:
-    """Train (or continue training) and write the final weights. False if stopped before the last step."""
+          seed: int, max_minutes: float | None = None, progress: bool = True, echo: Echo = print,
+          labels: tuple[np.ndarray | None, np.ndarray | None] = (None, None)) -> bool:
+    """Train (or continue training) and write the final weights. False if stopped before the last step.
+    `labels`: the class labels of `images` and `held_out`, given to a class-conditional model's steps."""
     x_all = torch.from_numpy(np.array(images))  # (N, C, H, W) uint8 copied out of the memmap, kept on the CPU
     x_held = torch.from_numpy(np.array(held_out[:500])).to(device)  # fixed batch for the held-out loss
+    y_all, y_held = (None if y is None else torch.from_numpy(np.array(y, dtype=np.int64)) for y in labels)
+    held_kw = {} if y_held is None else {"labels": y_held[:500].to(device)}
     model = build_model(protocol, tuple(x_all.shape[1:]), seed).to(device)
     optimizers = model.configure_optimizers(protocol.optimizer)
     ema = EMA(model, protocol.ema) if protocol.ema else None
@@ -157,9 +178,13 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
     with stop:
         while step < protocol.steps:
             t0 = time.perf_counter()
-            x = x_all[torch.cat([order(step * k + i) for i in range(k)])].to(device, non_blocking=True)
+            index = torch.cat([order(step * k + i) for i in range(k)])
+            x = x_all[index].to(device, non_blocking=True)
             set_learning_rates(optimizers.values(), protocol.optimizer.schedule, step, protocol.steps)
-            stats = model.train_step(x, optimizers)
+            if y_all is None:
+                stats = model.train_step(x, optimizers)
+            else:
+                stats = model.train_step(x, optimizers, labels=y_all[index].to(device, non_blocking=True))
             _stop_if_diverged(stats, step + 1, rd, bar)
             if ema:
                 ema.update(model)
@@ -180,7 +205,7 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
                 rd.logs.write("train", {"step": step, **stats, "images_per_s": ips, "train_seconds": train_seconds})
                 bar.set_postfix(loss=f"{stats['loss']:.4g}", img_s=f"{ips:.0f}")
             if step % protocol.eval_loss_every == 0 or step == protocol.steps:
-                rd.logs.write("eval", {"step": step, **_held_out_loss(model, x_held, seed, device)})
+                rd.logs.write("eval", {"step": step, **_held_out_loss(model, x_held, seed, device, **held_kw)})
             if protocol.snapshot_every and step % protocol.snapshot_every == 0:
                 save_state(rd.snapshot(step), evaluated_weights())
             out_of_time = deadline is not None and time.monotonic() > deadline
@@ -217,13 +242,13 @@ def _stop_if_diverged(stats: dict, step: int, rd: RunDir, bar) -> None:
 
 
 @torch.no_grad()
-def _held_out_loss(model: torch.nn.Module, x: torch.Tensor, seed: int, device: torch.device) -> dict:
+def _held_out_loss(model: torch.nn.Module, x: torch.Tensor, seed: int, device: torch.device, **labels) -> dict:
     """Loss on a fixed held-out batch, with its own RNG so that logging never changes training."""
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         model.eval()
-        stats = model.eval_loss(x)
+        stats = model.eval_loss(x, **labels)
         model.train()
     return stats
 

@@ -1,5 +1,6 @@
 """Autoregressive models under the runner and evaluation: the exact likelihood named as such with nats beside
-bits/dim, the sampler named, exact resume after SIGKILL, determinism."""
+bits/dim, the sampler named, exact resume after SIGKILL, determinism; the class-conditional model's labels
+through training, likelihood (marginal and conditional) and sampling."""
 
 import json
 import os
@@ -7,13 +8,15 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 
-from genbench import registry, results
+from genbench import GenbenchError, registry, results
 from genbench.evaluate import expected_metrics
 from genbench.runner import RunOptions, run
 
-MODELS = ("pixelcnn", "gated-pixelcnn", "pixelcnnpp", "pixelrnn", "nade", "made")
+MODELS = ("pixelcnn", "gated-pixelcnn", "gated-pixelcnn-class", "pixelcnnpp", "pixelrnn", "nade", "made")
 SMOKE = {m: registry.protocol(f"fashion-mnist/{m}/smoke") for m in MODELS}
 CLI = [sys.executable, "-m", "genbench", "run", "--dataset", "fashion-mnist", "--protocol", "smoke", "--no-progress",
        "--offline"]
@@ -46,13 +49,13 @@ def test_the_result_holds_the_exact_likelihood_in_bits_and_nats(runs, model):
     assert bpd["nats_per_image"] / (784 * 0.6931471805599453) == pytest.approx(bpd["value"], rel=1e-12)
     assert 3 < bpd["value"] < 9  # 12 steps from a random start
     assert result["compute"]["sample_images_per_s"] > 0
-    if model in ("pixelcnn", "gated-pixelcnn", "pixelcnnpp", "pixelrnn"):
+    if model in ("pixelcnn", "gated-pixelcnn", "gated-pixelcnn-class", "pixelcnnpp", "pixelrnn"):
         assert result["sampler"]["sampler"].startswith("ancestral, cached generation")
     if model == "made":  # the ensemble over mask sets, stated
         assert bpd["members"] == 2 and "logsumexp" in bpd["ensemble"]
 
 
-@pytest.mark.parametrize("model", ["gated-pixelcnn", "made"])  # cached generation; a mask set drawn per step
+@pytest.mark.parametrize("model", ["gated-pixelcnn-class", "made"])  # labels in training; a mask set per step
 def test_resume_after_sigkill_reaches_the_same_result(runs, model, tmp_path):
     out = tmp_path / "killed"
     cli = CLI + ["--model", model, "--out", str(out)]
@@ -67,3 +70,43 @@ def test_resume_after_sigkill_reaches_the_same_result(runs, model, tmp_path):
 
 def test_same_seed_same_numbers(runs, tmp_path):
     assert comparable(do_run(tmp_path / "again", SMOKE["made"])) == comparable(runs["made"][1])
+
+
+def test_the_class_conditional_model_is_scored_on_its_marginal_and_conditional_likelihood(runs):
+    """bpd is the exact marginal -log sum_y P(y) P(x | y) with P(y) the training split's class frequencies, and
+    bpd_conditional -log P(x | y) at each image's label, both recomputed here from the saved weights; the
+    samples were drawn for labels in the training proportions and are scored against them."""
+    from genbench.evaluate import _load
+    from genbench.metrics.conditional import label_plan
+
+    out, result = runs["gated-pixelcnn-class"]
+    protocol = SMOKE["gated-pixelcnn-class"]
+    spec = registry.dataset("fashion-mnist")
+    train, test = spec.load("train", download=False), spec.load("test", download=False)
+    model = _load(protocol, out / "model.pt", (1, 28, 28), 0, torch.device("cpu"))
+    x, y = torch.from_numpy(np.array(test.images[:20])), torch.from_numpy(np.array(test.labels[:20]))
+    per_class = torch.stack([model.log_likelihood(x, labels=torch.full((20,), c)) for c in range(10)], 1)
+    prior = torch.from_numpy(np.bincount(train.labels, minlength=10) / len(train.labels)).log()
+    marginal = -torch.logsumexp(per_class + prior, 1).mean() / (784 * np.log(2))
+    own = -per_class.gather(1, y[:, None]).mean() / (784 * np.log(2))
+    m = result["metrics"]
+    assert m["bpd"]["value"] == pytest.approx(float(marginal), rel=1e-9)
+    assert m["bpd_conditional"]["value"] == pytest.approx(float(own), rel=1e-9)
+    assert m["bpd_conditional"]["given"] == "each image's class label" and "sum_y" in m["bpd"]["marginal"]
+    with np.load(out / "samples.npz") as z:
+        assert np.array_equal(z["labels"], label_plan(train.labels, 100, num_classes=10, seed=0))
+    acc, intra = m["class_accuracy[lenet-fashion-mnist]"], m["fid_intra[lenet-fashion-mnist]"]
+    assert 0 <= acc["value"] <= 1 and acc["n"] == 100 and 0.85 < acc["real_accuracy"] < 0.95
+    assert intra["reference"] == "fashion-mnist:test" and intra["value"] > 0
+
+
+def test_a_class_conditional_model_refuses_a_dataset_without_class_labels(tmp_path):
+    from genbench.data import ImageData
+    from genbench.runner import check_class_labels
+
+    images = np.zeros((4, 1, 2, 2), np.uint8)
+    with pytest.raises(GenbenchError, match="class-conditional, but toy:train has no labels"):
+        check_class_labels(ImageData("toy", "train", images, None, "sha256:0", "here"), 10, "gated-pixelcnn-class")
+    with pytest.raises(GenbenchError, match="conditioned on 10 classes, but toy:train has labels 0..12"):
+        check_class_labels(ImageData("toy", "train", images, np.array([0, 1, 2, 12]), "sha256:0", "here"), 10,
+                           "gated-pixelcnn-class")

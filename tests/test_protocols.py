@@ -59,12 +59,20 @@ def test_optional_fields_are_hashed_only_once_set():
     from genbench.optim import Optimizer, Schedule
     from genbench.protocols import OPTIONAL_FIELDS, Evaluation, Protocol
 
+    from genbench.baselines import pixelcnn
+
     p = registry.protocol("digits/vae/smoke")
     owners = {"evaluation": Evaluation, "protocol": Protocol, "optimizer": Optimizer}
     declared = {name: owner for owner, cls in owners.items() for name in (f.name for f in dataclasses.fields(cls))}
-    assert OPTIONAL_FIELDS <= set(declared)
+    in_model_configs = {"num_classes"}  # a model Config's optional field (pixelcnn.Config)
+    assert OPTIONAL_FIELDS - in_model_configs <= set(declared)
+    assert in_model_configs <= {f.name for f in dataclasses.fields(pixelcnn.Config)}
+    gated = registry.protocol("fashion-mnist/gated-pixelcnn/quick")
+    assert gated.model_config.num_classes is None and "num_classes" not in gated.to_dict()["model_config"]
+    conditioned = dataclasses.replace(gated, model_config=dataclasses.replace(gated.model_config, num_classes=10))
+    assert conditioned.hash != gated.hash and conditioned.to_dict()["model_config"]["num_classes"] == 10
     plain = p.to_dict()
-    for name in OPTIONAL_FIELDS:
+    for name in OPTIONAL_FIELDS - in_model_configs:
         holder = {"evaluation": p.evaluation, "protocol": p, "optimizer": p.optimizer}[declared[name]]
         assert getattr(holder, name) is None, name
         assert name not in (plain if declared[name] == "protocol" else plain[declared[name]])

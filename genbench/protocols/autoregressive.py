@@ -1,5 +1,5 @@
-"""Protocols of the autoregressive family (genbench.baselines: pixelcnn (pixelcnn, gated-pixelcnn), pixelcnnpp,
-pixelrnn, nade, made).
+"""Protocols of the autoregressive family (genbench.baselines: pixelcnn (pixelcnn, gated-pixelcnn,
+gated-pixelcnn-class), pixelcnnpp, pixelrnn, nade, made).
 
 Their likelihood is exact, so every protocol scores the whole evaluation split (`bpd`, estimator `exact`, with
 the nats per image beside it). Sample quality on Fashion-MNIST uses the settings of the VAE's protocol of the
@@ -10,9 +10,17 @@ cached generation (baselines/autoregressive.py), which is what makes 10,000 of t
 binarized-mnist (Larochelle & Murray's fixed binarization, valid split held out as the papers do) has a
 standard tier whose test NLL in nats is the literature's column (NADE 88.86, MADE 88.04, PixelCNN 81.30); no
 feature extractor suits it, so its protocols score likelihood only.
+
+The class-conditional Gated PixelCNN trains on the labels too and is evaluated on both its conditional and its
+marginal likelihood, one network pass per class and image: its quick protocol scores the first 1,000 test
+images (10,000 passes, as many as the others' whole split), its samples are drawn for labels in the training
+split's proportions and are also scored against those labels (class accuracy, intra-FID). binarized-mnist has
+no labels, so it has no protocol there.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from genbench.baselines import made, nade, pixelcnn, pixelcnnpp, pixelrnn
 from genbench.optim import Optimizer
@@ -38,12 +46,15 @@ NADE_SOURCE = ("Larochelle & Murray 2011 (NADE): 500 sigmoid hidden units with t
 MADE_SOURCE = ("Germain et al. 2015 (MADE), mgermain/MADE README and trainMADE.py: 2 x 8000 ReLU units, 32 mask sets "
                "(order and connectivity), Adagrad 0.01, batch 100 (binarized MNIST 86.64 nats; 88.04 with one hidden "
                "layer); on 8-bit data one layer of 1000 with a K = 10 logistic mixture (genbench's choice)")
+CONDITIONAL_SOURCE = (GATED_SOURCE + "; class-conditional as in its Sec. 2.3 (Eq. 4: a class bias in every gate), "
+                      "whose likelihood the paper reports on ImageNet only")
 FAMILY = {"pixelcnn": pixelcnn.VARIANTS["pixelcnn"], "gated-pixelcnn": pixelcnn.VARIANTS["gated-pixelcnn"],
+          "gated-pixelcnn-class": pixelcnn.VARIANTS["gated-pixelcnn-class"],
           "pixelcnnpp": pixelcnnpp.PRESETS, "pixelrnn": pixelrnn.PRESETS, "nade": nade.PRESETS, "made": made.PRESETS}
-SOURCES = {"pixelcnn": PIXELCNN_SOURCE, "gated-pixelcnn": GATED_SOURCE, "pixelcnnpp": PIXELCNNPP_SOURCE,
-           "pixelrnn": PIXELRNN_SOURCE,
-           "nade": NADE_SOURCE, "made": MADE_SOURCE}
+SOURCES = {"pixelcnn": PIXELCNN_SOURCE, "gated-pixelcnn": GATED_SOURCE, "gated-pixelcnn-class": CONDITIONAL_SOURCE,
+           "pixelcnnpp": PIXELCNNPP_SOURCE, "pixelrnn": PIXELRNN_SOURCE, "nade": NADE_SOURCE, "made": MADE_SOURCE}
 MODELS = tuple(FAMILY)
+UNLABELLED = {"binarized-mnist"}  # datasets without class labels: no class-conditional protocol
 
 
 def _protocol(model: str, dataset: str, tier: str, version: int, preset: str, **kw) -> Protocol:
@@ -61,11 +72,16 @@ _SMOKE = dict(preset="smoke", steps=12, batch_size=16, optimizer=Optimizer("adam
 # pixelcnn 112, gated-pixelcnn 74, pixelcnnpp 134, pixelrnn 66, nade 313, made 757 (so the convolutional and
 # recurrent models see under one epoch); the exact bits/dim of the whole test split; 10,000 samples by cached
 # generation in batches of 500 (images/s: 164, 50, 44, 66; NADE and MADE by their recursions: 1,203, 260).
-_QUICK_STEPS = {"pixelcnn": 650, "gated-pixelcnn": 450, "pixelcnnpp": 600, "pixelrnn": 550, "nade": 2200,
-                "made": 5000}
+_QUICK_STEPS = {"pixelcnn": 650, "gated-pixelcnn": 450, "gated-pixelcnn-class": 450, "pixelcnnpp": 600, "pixelrnn": 550,
+                "nade": 2200, "made": 5000}
+_QUICK_EVAL = Evaluation(num_samples=10_000, batch_size=500, **_LENET)
 _QUICK = dict(preset="small", batch_size=64, checkpoint_every=100, log_every=25, eval_loss_every=100,
-              optimizer=Optimizer("adam", lr=2e-3),
-              evaluation=Evaluation(num_samples=10_000, batch_size=500, **_LENET))
+              optimizer=Optimizer("adam", lr=2e-3))
+
+
+def _quick_evaluation(model: str) -> Evaluation:
+    conditional = getattr(FAMILY[model]["small"], "num_classes", None)
+    return dataclasses.replace(_QUICK_EVAL, num_images=1000) if conditional else _QUICK_EVAL
 _LONG = dict(checkpoint_every=5000, log_every=100, eval_loss_every=2000)
 _STANDARD_OPTIMIZER = {"nade": dict(batch_size=100, optimizer=Optimizer("sgd", lr=0.01, betas=(0.0, 0.999))),
                        "made": dict(batch_size=100, optimizer=Optimizer("adagrad", lr=0.01)),
@@ -87,6 +103,8 @@ def _standard(model: str, dataset: str) -> Protocol:
 
 PROTOCOLS: tuple[Protocol, ...] = (
     *(_protocol(m, "fashion-mnist", "smoke", 1, **_SMOKE) for m in MODELS),
-    *(_protocol(m, "fashion-mnist", "quick", 1, steps=_QUICK_STEPS[m], **_QUICK) for m in MODELS),
-    *(_standard(m, d) for m in MODELS for d in _STANDARD_STEPS),
+    *(_protocol(m, "fashion-mnist", "quick", 1, steps=_QUICK_STEPS[m], evaluation=_quick_evaluation(m), **_QUICK)
+      for m in MODELS),
+    *(_standard(m, d) for m in MODELS for d in _STANDARD_STEPS
+      if not (d in UNLABELLED and getattr(FAMILY[m]["standard"], "num_classes", None))),
 )

@@ -53,10 +53,11 @@ class Evaluation:
 
 # Fields added to the dataclasses after the first protocols were published. While unset (None) they are left
 # out of `to_dict` and the hash, so adding an optional setting never changes the hash of a protocol that does
-# not use it; once set, they are hashed like any other field. (`schedule` belongs to genbench.optim.Optimizer.)
+# not use it; once set, they are hashed like any other field. (`schedule` belongs to genbench.optim.Optimizer,
+# `num_classes` to a class-conditional model's Config.)
 OPTIONAL_FIELDS = frozenset({"subset_seed", "disentanglement", "reconstruct_images", "modes", "snapshot_samples",
                              "snapshot_every", "schedule", "ode_images", "ode_batch_size", "sampler_steps",
-                             "sampler_steps_samples"})
+                             "sampler_steps_samples", "num_classes"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,12 @@ class Protocol:
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+    @property
+    def num_classes(self) -> int | None:
+        """The classes a class-conditional model is trained and sampled on (its Config's `num_classes`); None for
+        an unconditional one. Such a model takes the dataset's labels in training, likelihood and sampling."""
+        return getattr(self.model_config, "num_classes", None)
 
     def to_dict(self) -> dict:
         d = _plain(self)

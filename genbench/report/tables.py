@@ -37,9 +37,12 @@ FORMATS = ("md", "csv", "latex", "html")
 _FORMAT_ALIASES = {"markdown": "md", "tex": "latex"}
 
 # Column order: likelihood, reconstruction, sample quality, mode coverage, then any other metric alphabetically.
-METRIC_ORDER = ("bpd", "bpd_iwae", "bpd_ode", "psnr", "ssim", "fid", "kid", "is", "precision", "recall", "density", "coverage",
-                "classes_covered", "class_kl", "modes_covered", "mode_kl", *SCORE_NAMES)
-DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "bpd_ode": "bits/dim ODE", "psnr": "PSNR", "ssim": "SSIM", "fid": "FID",
+METRIC_ORDER = ("bpd", "bpd_iwae", "bpd_ode", "bpd_conditional", "psnr", "ssim", "fid", "kid", "is", "precision", "recall",
+                "density", "coverage", "classes_covered", "class_kl", "modes_covered", "mode_kl", "class_accuracy",
+                "fid_intra", *SCORE_NAMES)
+DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "bpd_ode": "bits/dim ODE",
+           "bpd_conditional": "bits/dim given class", "class_accuracy": "Class accuracy", "fid_intra": "Intra-FID",
+           "psnr": "PSNR", "ssim": "SSIM", "fid": "FID",
            "kid": "KID", "is": "IS", "precision": "Precision", "recall": "Recall", "density": "Density",
            "coverage": "Coverage", "classes_covered": "Classes covered", "class_kl": "Class KL",
            "modes_covered": "Modes covered", "mode_kl": "Mode KL", **SCORE_NAMES}
@@ -48,7 +51,7 @@ DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "bpd_ode": "bits/dim 
 COUNTS = frozenset({"classes_covered", "modes_covered"})
 # Decimals shown per metric; the rest (KID, which is stored unscaled, and unknown metrics) get SIGNIFICANT
 # significant digits. A std or CI is shown with the decimals of its mean.
-DECIMALS = {"bpd": 3, "bpd_iwae": 3, "bpd_ode": 3, "fid": 2, "is": 2, "psnr": 2, "ssim": 3, "precision": 3, "recall": 3,
+DECIMALS = {"bpd": 3, "bpd_iwae": 3, "bpd_ode": 3, "bpd_conditional": 3, "class_accuracy": 3, "fid_intra": 2, "fid": 2, "is": 2, "psnr": 2, "ssim": 3, "precision": 3, "recall": 3,
             "density": 3, "coverage": 3, **dict.fromkeys(SCORE_NAMES, 3)}
 SIGNIFICANT = 4
 REFERENCE_DESCRIPTIONS = {

@@ -102,7 +102,7 @@ def _recorded_sample(model, n, seed):
 
     x = torch.zeros((n, *model.image_shape), dtype=torch.uint8)
     with torch.no_grad():
-        ar.sample_by_regions(model._region_logits, draw, x, model.net, whole_rows=model.whole_rows)
+        ar.sample_by_regions(model._region_logits(None), draw, x, model.net, whole_rows=model.whole_rows)
     return x, record
 
 
