@@ -152,18 +152,45 @@ class CausalConv2d(Regional, nn.Conv2d):
 class Generation:
     """The open state of cached generation over a network: the image size and the region being computed, rows
     [r0, r1) and columns [c0, c1). Every Regional layer of the network stores what it sees while it is open
-    (`with Generation(net, (H, W)) as g: g.at((i, i + 1), (j, j + 1)); net(x_region)`)."""
+    (`with Generation(net, (H, W)) as g: g.at((i, i + 1), (j, j + 1)); net(x_region)`).
+
+    A network over several resolutions (PixelCNN++) moves the generation between them: `descend()` after its
+    stride-2 layers, `ascend()` after its transposed ones (both no-ops outside generation, via `open_on(net)`).
+    At a coarser resolution the region is every position of the coarse rows that the finer rows can change
+    (`coarser`): recomputing whole coarse rows at every step is cheap beside a full pass, and it keeps each
+    coarse position current, so that by causality every value the pixel being drawn reads is final."""
 
     def __init__(self, net: nn.Module, size: tuple[int, int]):
+        self.net = net
         self.layers = [m for m in net.modules() if isinstance(m, Regional)]
         self.size = size
         self.rows, self.cols = (0, 0), (0, 0)
+        self._finer: list[tuple] = []  # (rows, cols, size) of each finer resolution, outermost first
 
     def __enter__(self) -> "Generation":
         self._weights: dict[int, list] = {}
         for layer in self.layers:
             layer._generation, layer._store = self, None
+        self.net._open_generation = self
         return self
+
+    def coarser(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        """(rows, cols, size) at half the resolution: coarse rows r0 // 2 .. r1 // 2 (what a stride-2 layer with
+        kernel rows 2I - 1 .. 2I + 1 of its input can change), every column."""
+        (r0, r1), (h, w) = self.rows, self.size
+        hc, wc = (h + 1) // 2, (w + 1) // 2
+        return (r0 // 2, min(r1 // 2 + 1, hc)), (0, wc), (hc, wc)
+
+    def finer(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        """(rows, cols, size) of the resolution `ascend` returns to."""
+        return self._finer[-1]
+
+    def descend(self) -> None:
+        self._finer.append((self.rows, self.cols, self.size))
+        self.rows, self.cols, self.size = self.coarser()
+
+    def ascend(self) -> None:
+        self.rows, self.cols, self.size = self._finer.pop()
 
     def taps(self, conv: "CausalConv2d") -> list[tuple[int, int, torch.Tensor]]:
         """The kernel positions (a, b) of `conv` that its mask leaves open, each with its (in, out) weight matrix,
@@ -177,10 +204,18 @@ class Generation:
     def __exit__(self, *exc) -> None:
         for layer in self.layers:
             layer._generation, layer._store = None, None
+        self.net._open_generation = None
 
     def at(self, rows: tuple[int, int], cols: tuple[int, int]) -> "Generation":
+        if self._finer:
+            raise RuntimeError("the network did not ascend back to full resolution after its last pass")
         self.rows, self.cols = rows, cols
         return self
+
+
+def open_on(net: nn.Module) -> Generation | None:
+    """The Generation open over `net`, or None outside cached generation."""
+    return getattr(net, "_open_generation", None)
 
 
 def sample_by_regions(conditionals, draw, x: torch.Tensor, net: nn.Module, *, whole_rows: bool = True
