@@ -60,8 +60,8 @@ Decisions
   fine input and compute every position of the coarse rows the fine region can change, each coarser layer
   does the same on those rows, and the transposed layers compute the fine region from the coarse rows it reads
   (`ar.Generation.descend` / `ascend`). Recomputing whole coarse rows at every step costs little beside a
-  full pass (on the standard preset at 32x32, measured: about 30x fewer seconds than naive generation on a
-  CPU) and keeps every coarse position current, so the values a pixel reads are final by causality; tests
+  full pass (the standard preset at 32x32 generates 27x faster than naively on a CPU: benchmarks/README.md)
+  and keeps every coarse position current, so the values a pixel reads are final by causality; tests
   check the draws against a full pass for two and three resolutions.
 - Images of any size: the strided layers pad odd sizes at the bottom / right and the transposed layers crop
   back, so that the tiny shapes of the exactness tests also run with several resolutions.

@@ -129,9 +129,9 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
     print(f"{'':34s} {'images':>7s} {'timed':>13s} {'seconds':>9s} {'images/s':>10s}")
     print(f"{f'naive ({c * h * w} full passes)':34s} {args.n_naive:7d} {f'{naive_draws} passes':>13s} "
-          f"{t_naive:9.2f} {naive_ips:10.4f}")
+          f"{t_naive:9.2f} {naive_ips:10.4g}")
     print(f"{'cached generation':34s} {args.n_cached:7d} {f'{min(rows, h)} rows':>13s} {t_cached:9.2f} "
-          f"{cached_ips:10.4f}")
+          f"{cached_ips:10.4g}")
     partial = naive_draws < c * h * w or rows < h
     print(f"ratio (cached / naive images/s): {cached_ips / naive_ips:.0f}x"
           + (" (extrapolated from the timed fractions)" if partial else ""))
