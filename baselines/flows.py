@@ -299,7 +299,9 @@ class Model(nn.Module):
     def likelihood_details(self) -> dict:
         q = ("q(u | x) = 1 on [0, 1)^D" if self.dequantizer is None else
              f"q(u | x) a conditional flow of {self.config.deq_couplings} affine couplings, sigmoid to (0, 1)^D")
-        return {"dequantization": f"{self.config.dequantization}: {q}", "k": 1,
+        # one draw of u per image; named "draws", not "k", which the boards read as the key of an importance-weighted
+        # column (genbench.report.entries.COLUMN_FIELDS): bpd shares its column with every other family's
+        return {"dequantization": f"{self.config.dequantization}: {q}", "draws": 1,
                 "bound": "log P(x) >= E_q[log p(x + u) - log q(u | x)], density of v = x + u on the 8-bit scale"}
 
     @property
