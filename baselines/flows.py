@@ -140,12 +140,12 @@ class Config:
 
 _NICE = dict(arch="nice", prior="logistic")
 _REALNVP = dict(arch="realnvp", preprocess="logit")
+# Parameters on Fashion-MNIST (1 x 28 x 28) unless said; the quick tier's timing is in genbench/protocols/flows.py.
 VARIANTS: dict[str, dict[str, Config]] = {
     "nice": {
         "smoke": Config(**_NICE, hidden=16, depth=1),
-        # quick tier (Fashion-MNIST 28x28 on a 2-core CPU): see genbench/protocols/flows.py for its timing
-        "small": Config(**_NICE, hidden=500, depth=3),
-        # NICE Sec. 5.1: CIFAR-10 m of 4 x 2000 units; MNIST 5 x 1000 (for 28x28 images)
+        "small": Config(**_NICE, hidden=500, depth=3),                                # 3.58M
+        # NICE Sec. 5.1: CIFAR-10 m of 4 x 2000 units (72.6M on 3 x 32 x 32); MNIST 5 x 1000 (19.2M)
         "standard": Config(**_NICE, hidden=2000, depth=4),
         "standard-28": Config(**_NICE, hidden=1000, depth=5),
     },
@@ -153,17 +153,18 @@ VARIANTS: dict[str, dict[str, Config]] = {
         # smoke: with variational dequantization, so the smoke runs cover q(u | x) end to end
         "smoke": Config(**_REALNVP, levels=2, width=8, blocks=1, dequantization="variational", deq_couplings=2,
                         deq_width=8),
-        "small": Config(**_REALNVP, levels=2, width=32, blocks=1),
-        # CIFAR-10 (Sec. 4.1 as recalled): 8 residual blocks of 64 feature maps, two scales
+        "small": Config(**_REALNVP, levels=2, width=32, blocks=1),                   # 0.20M
+        # CIFAR-10 (Sec. 4.1 as recalled): 8 residual blocks of 64 feature maps, two scales (6.0M on 3 x 32 x 32)
         "standard": Config(**_REALNVP, levels=2, width=64, blocks=8),
-        "standard-28": Config(**_REALNVP, levels=3, width=64, blocks=8),
+        "standard-28": Config(**_REALNVP, levels=3, width=64, blocks=8),             # 9.5M
         # Flow++'s variational dequantization on the CIFAR-10 RealNVP (Ho et al. 2019, Sec. 3.1)
         "standard-variational": Config(**_REALNVP, levels=2, width=64, blocks=8, dequantization="variational"),
     },
     "glow": {
         "smoke": Config(levels=2, steps=2, width=8),
-        "small": Config(levels=2, steps=8, width=64),
-        # openai/glow's CIFAR-10 command: L = 3, K = 32, 512 channels, affine coupling, learned top
+        "small": Config(levels=2, steps=8, width=64),                                # 0.15M
+        # openai/glow's CIFAR-10 command: L = 3, K = 32, 512 channels, affine coupling, learned top (44.2M on
+        # 3 x 32 x 32); Fashion-MNIST's 28 x 28 allows L = 2 (19.6M)
         "standard": Config(levels=3, steps=32, width=512),
         "standard-28": Config(levels=2, steps=32, width=512),
         "standard-variational": Config(levels=3, steps=32, width=512, dequantization="variational"),
