@@ -493,6 +493,34 @@ def _sampler_steps(ctx: Context) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Sample quality against the sampling temperature (Glow: Kingma & Dhariwal 2018, Sec. 6 and Figure 8)
+
+def _takes_temperature(model_class, protocol) -> bool:
+    return "temperature" in inspect.signature(model_class.sample).parameters
+
+
+def _temperature_curve(ctx: Context) -> None:
+    """FID (the protocol's extractor and reference) and sampling speed at each of the protocol's temperatures, every
+    draw from the generator seed of the evaluation samples: the same prior noise, scaled by T, so the point at the
+    model's own temperature repeats the evaluation samples' FID."""
+    ev = ctx.ev
+    n = ev.temperature_samples or ev.num_samples
+    points, names = [], []
+    for t in ev.temperatures:
+        synchronize(ctx.device)
+        t0 = time.perf_counter()
+        samples = _draw(ctx.model, n, ev.batch_size, ctx.generator(2), temperature=t, **ctx.labels_for(n)).numpy()
+        synchronize(ctx.device)
+        ips = n / (time.perf_counter() - t0)
+        scores = _fidelity(ctx, samples, ("fid",))
+        names = list(scores)
+        points.append({"temperature": t, **{name: rec["value"] for name, rec in scores.items()}, "images_per_s": ips})
+    ctx.extra["temperature_curve"] = {"n": n, "metrics": names, "extractor": ev.extractor,
+                                      "reference": f"{ctx.protocol.dataset}:{ev.reference_split}",
+                                      "device": device_description(ctx.device), "curve": points}
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Disentanglement and traversals
 
 def _disentanglement(ctx: Context) -> None:
@@ -552,6 +580,8 @@ STEPS: tuple[Step, ...] = (
          _snapshots),
     Step("sampler steps", lambda m, p: bool(p.evaluation.sampler_steps and p.evaluation.extractor)
          and _takes_sampler_steps(m, p), _sampler_steps),
+    Step("temperatures", lambda m, p: bool(p.evaluation.temperatures and p.evaluation.extractor)
+         and _takes_temperature(m, p), _temperature_curve),
     Step("disentanglement", lambda m, p: p.evaluation.disentanglement is not None, _disentanglement,
          _disentanglement_names),
     Step("traversals", lambda m, p: all(hasattr(m, name) for name in ("posterior", "encode", "decode")),

@@ -156,8 +156,8 @@ def find_protocol(*, model: str, dataset: str, tier: str):
 
 def _register_builtins() -> None:
     from genbench import data, protocols
-    from genbench.baselines import (beta_vae, ddpm, factor_vae, gan, made, nade, ncsn, pixelcnn, pixelcnnpp, pixelrnn,
-                                    vae)
+    from genbench.baselines import (beta_vae, ddpm, factor_vae, ffjord, flows, gan, made, nade, ncsn, pixelcnn,
+                                    pixelcnnpp, pixelrnn, vae)
     from genbench.metrics import domain, features
 
     MODELS.register("vae", ModelFamily("vae", vae))
@@ -174,6 +174,9 @@ def _register_builtins() -> None:
     MODELS.register("pixelrnn", ModelFamily("pixelrnn", pixelrnn))
     MODELS.register("nade", ModelFamily("nade", nade))
     MODELS.register("made", ModelFamily("made", made))
+    for name in flows.VARIANTS:  # nice, realnvp, glow: one Model, the published configurations
+        MODELS.register(name, ModelFamily(name, flows, variant=name))
+    MODELS.register("ffjord", ModelFamily("ffjord", ffjord))
 
     for spec in data.BUILTIN:
         DATASETS.register(spec.name, spec)
@@ -181,8 +184,9 @@ def _register_builtins() -> None:
     for info in (
         MetricInfo("bpd", "negative log-likelihood (or its bound) on held-out data, in bits per dimension",
                    False, "bits/dim", "genbench.metrics.likelihood", "log_likelihood"),
-        MetricInfo("bpd_iwae", "importance-weighted (IWAE) bound on the negative log-likelihood, bits/dim",
-                   False, "bits/dim", "genbench.metrics.likelihood", "log_likelihood with k > 1"),
+        MetricInfo("bpd_iwae", "importance-weighted bound on the negative log-likelihood (IWAE over a VAE's latent, "
+                   "k draws of a flow's dequantization noise), bits/dim", False, "bits/dim",
+                   "genbench.metrics.likelihood", "log_likelihood with k > 1"),
         MetricInfo("bpd_ode", "bits/dim of the probability-flow ODE on uniformly dequantized held-out images "
                    "(a bound up to solver and trace-estimator error)", False, "bits/dim", "genbench.metrics.ode",
                    "ode_log_likelihood"),

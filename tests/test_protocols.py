@@ -78,7 +78,7 @@ def test_optional_fields_are_hashed_only_once_set():
         assert name not in (plain if declared[name] == "protocol" else plain[declared[name]])
     changes = [dict(evaluation=dataclasses.replace(p.evaluation, **change)) for change in (
         dict(subset_seed=0), dict(disentanglement=Evaluation(batch_size=7)), dict(reconstruct_images=10),
-        dict(modes="classes"), dict(snapshot_samples=100))]
+        dict(modes="classes"), dict(snapshot_samples=100), dict(temperatures=(0.7, 1.0)), dict(temperature_samples=50))]
     changes += [dict(snapshot_every=10), dict(optimizer=dataclasses.replace(p.optimizer, schedule=Schedule()))]
     for change in changes:
         assert dataclasses.replace(p, **change).hash != p.hash, change

@@ -49,6 +49,8 @@ class Evaluation:
     ode_batch_size: int | None = None  # images per ODE solve (they share the solver's steps); None: batch_size
     sampler_steps: tuple[int, ...] | None = None  # FID against sampling steps (a model whose sample() takes steps)
     sampler_steps_samples: int | None = None  # samples per point of that curve
+    temperatures: tuple[float, ...] | None = None  # FID against sampling temperature (a sample() that takes one)
+    temperature_samples: int | None = None  # samples per point of that curve; None: num_samples
 
 
 # Fields added to the dataclasses after the first protocols were published. While unset (None) they are left
@@ -57,7 +59,7 @@ class Evaluation:
 # `num_classes` to a class-conditional model's Config.)
 OPTIONAL_FIELDS = frozenset({"subset_seed", "disentanglement", "reconstruct_images", "modes", "snapshot_samples",
                              "snapshot_every", "schedule", "ode_images", "ode_batch_size", "sampler_steps",
-                             "sampler_steps_samples", "num_classes"})
+                             "sampler_steps_samples", "temperatures", "temperature_samples", "num_classes"})
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,12 @@ from genbench import GenbenchError
 from genbench import results as results_mod
 
 # Estimators whose value is an upper bound on the NLL (the exact value is at most it): the VAE's ELBO and IWAE,
-# DDPM's variational bound (all terms, or its unbiased sampled estimate), and the probability-flow ODE on
-# uniformly dequantized data (a bound up to the solver's and the trace estimate's error).
-BOUND_ESTIMATORS = frozenset({"elbo", "iwae", "vlb", "vlb-mc", "ode", "bound"})
+# DDPM's variational bound (all terms, or its unbiased sampled estimate), the probability-flow ODE on
+# uniformly dequantized data (a bound up to the solver's and the trace estimate's error), and the flows'
+# dequantization bounds (uniform or variational q(u | x), single-sample or importance-weighted).
+BOUND_ESTIMATORS = frozenset({"elbo", "iwae", "vlb", "vlb-mc", "ode", "bound", "uniform-dequantization",
+                              "variational-dequantization", "iw-uniform-dequantization",
+                              "iw-variational-dequantization"})
 
 # Fields of a metric record that define how its number was made; two records share a column only when the
 # metric name and all of these agree. (The extractor's weights hash matters: a retrained extractor is another

@@ -431,7 +431,8 @@ def _legend(t: Table, s: _Style) -> str:
     if any(c.best for c in cells):
         parts.append(f"{s.bold('bold')}: best in column")
     if any(c.bound for c in cells):
-        parts.append(f"{s.leq}: upper bound on bits/dim (ELBO, IWAE, VLB, dequantized ODE), the exact value is at most this")
+        parts.append(f"{s.leq}: upper bound on bits/dim (ELBO, IWAE, VLB, dequantized ODE, dequantized flows), the "
+                     "exact value is at most this")
     if any(c.mean is None for c in cells):
         parts.append(f"{s.missing}: not reported")
     return "; ".join(parts)

@@ -369,3 +369,69 @@ def test_logistic_mixture_rejects_bad_input():
     lp1, mu1, ls1, _ = _mix_params(2, 3, 1, 4, 4, seed=0, dtype=torch.float32)
     with pytest.raises(GenbenchError, match="C = 1"):
         f(x[:, :1], lp1, mu1, ls1, torch.zeros(2, 3, 0, 4, 4))
+
+
+# ---- dequantization bounds: a 1-D Gaussian over v = x + u whose bin probabilities are exact ----------------------
+
+_DEQ_MEAN, _DEQ_STD = 3.3, 0.4  # narrower than a bin, so p(x + u) varies strongly inside one and the gaps are large
+
+
+def _deq_log_p(v: torch.Tensor) -> torch.Tensor:
+    return -0.5 * ((v - _DEQ_MEAN) / _DEQ_STD) ** 2 - math.log(_DEQ_STD) - 0.5 * math.log(2 * math.pi)
+
+
+def _deq_log_P(x: int) -> float:
+    """log P(x) = log of the integral of N(v; mean, std^2) over the bin [x, x + 1), from the normal CDF."""
+    from scipy.stats import norm
+
+    return float(np.log(norm.cdf(x + 1, _DEQ_MEAN, _DEQ_STD) - norm.cdf(x, _DEQ_MEAN, _DEQ_STD)))
+
+
+def _uniform_bounds(x: int, k: int, n: int, seed: int) -> torch.Tensor:
+    """n independent draws of the k-sample uniform-dequantization bound at x, (n,)."""
+    u = torch.rand(k, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return lk.dequantization_bound(_deq_log_p(x + u))
+
+
+@pytest.mark.parametrize("x", [3, 4])
+def test_dequantization_bounds_lie_below_log_p_and_rise_with_k(x):
+    log_P = _deq_log_P(x)
+    means, errors = [], []
+    for k in (1, 2, 8, 64):
+        draws = _uniform_bounds(x, k, n=4000, seed=k)
+        means.append(float(draws.mean()))
+        errors.append(float(draws.std() / math.sqrt(len(draws))))
+    for m, e in zip(means, errors):
+        assert m < log_P + 3 * e
+    for (m0, e0), (m1, e1) in zip(zip(means, errors), zip(means[1:], errors[1:])):
+        assert m1 > m0 + 3 * math.hypot(e0, e1)  # strictly tighter with k, beyond the noise
+    gap1, gap64 = log_P - means[0], log_P - means[-1]
+    assert gap1 > 0.05 and gap64 < 0.2 * gap1  # the k = 1 gap is a real one (0.07 and 1.5 nats); k = 64 closes most
+
+
+def test_dequantization_bound_with_the_exact_conditional_q_is_exact_for_every_draw():
+    """q(u | x) = p(x + u) / P(x) (a normal truncated to the bin, drawn by its inverse CDF): every weight is P(x)."""
+    from scipy.stats import norm
+
+    x = 4  # the bin in the tail, where the uniform bound is 1.5 nats below log P(x)
+    r = np.random.RandomState(0).rand(8, 50)
+    lo, hi = norm.cdf(x, _DEQ_MEAN, _DEQ_STD), norm.cdf(x + 1, _DEQ_MEAN, _DEQ_STD)
+    v = torch.from_numpy(norm.ppf(lo + r * (hi - lo), _DEQ_MEAN, _DEQ_STD))
+    log_p = _deq_log_p(v)
+    log_q = log_p - _deq_log_P(x)
+    for k in (1, 8):
+        bound = lk.dequantization_bound(log_p[:k], log_q[:k])
+        assert bound.dtype == torch.float64 and bound.shape == (50,)
+        np.testing.assert_allclose(bound.numpy(), _deq_log_P(x), atol=1e-9)
+    # a q that is not the conditional (a uniform one written out) gives the uniform bound, below log P(x)
+    u = torch.rand(1, 2000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    uniform = lk.dequantization_bound(_deq_log_p(x + u), torch.zeros_like(u))
+    assert torch.equal(uniform, lk.dequantization_bound(_deq_log_p(x + u)))
+    assert float(uniform.mean()) < _deq_log_P(x) - 1.0
+
+
+def test_dequantization_bound_rejects_bad_shapes():
+    with pytest.raises(GenbenchError, match=r"\(k, B\)"):
+        lk.dequantization_bound(torch.zeros(5))
+    with pytest.raises(GenbenchError, match="log_q"):
+        lk.dequantization_bound(torch.zeros(2, 5), torch.zeros(2, 4))

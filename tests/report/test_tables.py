@@ -361,7 +361,7 @@ GOLDEN_MD = f"""\
 
 - {REF_NOTE}
 - mean ± std over seeds (ddof=1); **bold**: best in column; ≤: upper bound on bits/dim (ELBO, IWAE, VLB, \
-dequantized ODE), the exact value is at most this; –: not reported
+dequantized ODE, dequantized flows), the exact value is at most this; –: not reported
 """
 
 GOLDEN_LATEX = rf"""% fashion-mnist
@@ -402,7 +402,8 @@ GOLDEN_HTML = f"""\
 <tfoot>
 <tr><td colspan="4">{REF_NOTE}</td></tr>
 <tr><td colspan="4">mean ± std over seeds (ddof=1); <strong>bold</strong>: best in column; ≤: upper bound on \
-bits/dim (ELBO, IWAE, VLB, dequantized ODE), the exact value is at most this; –: not reported</td></tr>
+bits/dim (ELBO, IWAE, VLB, dequantized ODE, dequantized flows), the exact value is at most this; –: not \
+reported</td></tr>
 </tfoot>
 </table>
 """
