@@ -31,7 +31,7 @@ Provenance
   train.py defaults: adamax, n_batch_train 64 per GPU, epochs_warmup 10 of n_train 50,000 images, width 512;
   optim.py: Adamax's beta2 = 1 - 1 / (iterations per epoch) and Polyak averaging of the weights with that decay).
   Temperature: samples drawn with the prior's standardized noise scaled by T (openai/glow: eps_std; the paper's
-  Sec. 6 and Figure 8 show T = 0.7 as their visual sweet spot).
+  qualitative experiments vary T and, as recalled, show their face samples at T = 0.7).
 - Dequantization: Theis, van den Oord & Bethge 2016 (uniform noise gives a lower bound on the discrete
   log-likelihood); Ho, Chen, Srinivas, Duan & Abbeel, "Flow++" (ICML 2019), Sec. 3.1: variational dequantization,
   q(u | x) a conditional flow on (0, 1)^D trained jointly, and the importance-weighted bound with k draws. The bound

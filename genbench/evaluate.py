@@ -493,7 +493,7 @@ def _sampler_steps(ctx: Context) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Sample quality against the sampling temperature (Glow: Kingma & Dhariwal 2018, Sec. 6 and Figure 8)
+# Sample quality against the sampling temperature (Glow: Kingma & Dhariwal 2018, the effect of temperature)
 
 def _takes_temperature(model_class, protocol) -> bool:
     return "temperature" in inspect.signature(model_class.sample).parameters

@@ -61,12 +61,13 @@ _SMOKE_OPTIMIZER = {"glow": Optimizer("adamax", lr=1e-3)}
 # Quick (Fashion-MNIST, 2-core CPU), sized by throughput at 2 threads: the `small` preset's train_step timed over
 # 30 batches of 64 training images after 5 of warm-up, then log_likelihood and sample as genbench.evaluate calls
 # them, repeated on the shared machine while nothing else ran. Training (images/s): nice 2,725, realnvp 179 to
-# 240, glow 286 to 339 (one thread, the other core busy: 1,717 / 113 / 175); so about 8 minutes of training:
-# nice 20,000 steps (21 epochs), realnvp 1,500 (1.6 epochs), glow 2,400 (2.6 epochs). Evaluation (images/s,
+# 240, glow 286 to 339 (one thread, the other core busy: 1,717 / 113 / 175); so 6 to 8 minutes of training:
+# nice 20,000 steps (21 epochs), realnvp 1,400 (1.5 epochs), glow 2,200 (2.3 epochs). Evaluation (images/s,
 # nice / realnvp / glow): the bound on the 10,000 test images 18,478 / 362 / 647, the k = 16 bound on 1,000
-# 1,136 / 23.7 / 53.4, 10,000 samples 19,475 / 368 / 1,086: 2 s / 97 s / 43 s, plus the sample-quality metrics;
-# glow's temperature curve (0.7 and 1.0) adds 2 x 10,000 samples (18 s) and their FIDs.
-_QUICK_STEPS = {"nice": 20_000, "realnvp": 1500, "glow": 2400}
+# 1,136 / 23.7 / 53.4, 10,000 samples 19,475 / 368 / 1,086: 2 s / 97 s / 43 s, plus the sample-quality metrics
+# and mode coverage (at most 47 s: the board's NADE quick run evaluated in 55 s, 8 s of it sampling); glow's
+# temperature curve (0.7 and 1.0) adds 2 x 10,000 samples (18 s) and their FIDs. About 9 to 11 minutes in all.
+_QUICK_STEPS = {"nice": 20_000, "realnvp": 1400, "glow": 2200}
 _QUICK_EVAL = Evaluation(num_samples=10_000, batch_size=500, iwae_k=16, iwae_images=1000, **_LENET)
 _QUICK = dict(preset="small", batch_size=64, log_every=25)
 _QUICK_CHECKPOINTS = {"nice": dict(checkpoint_every=1000, eval_loss_every=500)}  # 20,000 fast steps of 3.6M weights
