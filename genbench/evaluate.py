@@ -5,7 +5,8 @@ and the protocol, never on a family's name: bits/dim where `log_likelihood` exis
 the model takes importance samples), bits/dim of the probability-flow ODE where `ode_log_likelihood` exists
 and the protocol names a subset for it, PSNR/SSIM where `reconstruct` exists (the VAE's decoder, a GAN's latent
 projection), samples for every family, their sample quality and mode coverage where the protocol names an
-extractor, the curve over training where the protocol keeps snapshots, disentanglement where the dataset has
+extractor, the curve over training where the protocol keeps snapshots, FID against the sampling temperature where
+the model samples at one (Glow) and the protocol names temperatures, disentanglement where the dataset has
 ground-truth factors, traversals where the model encodes and decodes. A class-conditional protocol
 (`Protocol.num_classes`) draws its samples for labels in the training split's class proportions, reports the
 exact marginal likelihood over the classes beside the conditional one, and scores the samples against the

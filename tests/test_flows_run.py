@@ -115,3 +115,20 @@ def test_a_board_holds_the_flows_bits_per_dim_in_one_column_marked_as_bounds(run
     assert len(rows) == 3
     for row in rows:
         assert [cell.strip() for cell in row.strip("|").split("|")][column].startswith("≤ ")
+
+
+def test_ffjord_runs_and_resumes_after_sigkill_to_the_same_result(tmp_path):
+    """The continuous flow under the runner: its bound named with the solver and trace estimate, and a run killed
+    after the sixth step that continues with --resume reaches the uninterrupted run's weights and metrics."""
+    protocol = registry.protocol("fashion-mnist/ffjord/smoke")
+    result = do_run(tmp_path / "whole", protocol)
+    m = result["metrics"]
+    assert list(m) == expected_metrics(protocol) and m["bpd"]["estimator"] == "uniform-dequantization"
+    assert m["bpd"]["estimator"] in BOUND_ESTIMATORS and 3 < m["bpd"]["value"] < 20  # 12 steps from a random start
+    out = tmp_path / "killed"
+    cli = CLI + ["--model", "ffjord", "--out", str(out)]
+    proc = subprocess.run(cli, env={**os.environ, "GENBENCH_FAULT_KILL_AT_STEP": "6"}, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    proc = subprocess.run(cli + ["--resume"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert comparable(results.load(out)) == comparable(result)
