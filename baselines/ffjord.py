@@ -372,13 +372,25 @@ class Model(nn.Module):
         variables through every CNF (`probes` Hutchinson vectors per solve, drawn from `generator`; 0: exact);
         training: the solver of training, differentiable; else the evaluation's, detached. Also the total
         number of function evaluations."""
-        solver, zs, delta, nfe = self._solver(training), [], 0.0, 0
+        solver, delta, nfe = self._solver(training), 0.0, 0
+
+        def through(cnf: CNF, y: torch.Tensor) -> torch.Tensor:
+            nonlocal delta, nfe
+            e = [self._probe(y.shape, generator) for _ in range(probes)] or None
+            out = ode.change_of_variables(cnf.drift, y, t0=0.0, t1=1.0, probes=e, create_graph=training, **solver)
+            delta, nfe = delta + out.delta, nfe + out.nfe
+            return out.z
+
+        z = self._forwards(x, through)
+        return z, delta, nfe
+
+    def _forwards(self, x: torch.Tensor, through) -> torch.Tensor:
+        """z (B, D): the plan from data to prior, each CNF applied by `through(cnf, x) -> x`, the factored-out
+        halves and the last state flattened in order."""
+        zs = []
         for op, i in self.plan:
             if op == "cnf":
-                e = [self._probe(x.shape, generator) for _ in range(probes)] or None
-                out = ode.change_of_variables(self.cnfs[i].drift, x, t0=0.0, t1=1.0, probes=e,
-                                              create_graph=training, **solver)
-                x, delta, nfe = out.z, delta + out.delta, nfe + out.nfe
+                x = through(self.cnfs[i], x)
             elif op == "squeeze":
                 x = squeeze(x)
             else:
@@ -386,7 +398,7 @@ class Model(nn.Module):
                 zs.append(x[:, half:].flatten(1))
                 x = x[:, :half]
         zs.append(x.flatten(1))
-        return torch.cat(zs, 1), delta, nfe
+        return torch.cat(zs, 1)
 
     def _transport(self, cnf: CNF, x: torch.Tensor, s0: float, s1: float) -> torch.Tensor:
         """x(s1) from x(s0) by one CNF, the evaluation's solver, no trace."""
@@ -399,18 +411,7 @@ class Model(nn.Module):
 
     def to_latent(self, x: torch.Tensor) -> torch.Tensor:
         """z (B, D) of x (B, C, H, W) on the logit scale (the data -> prior direction)."""
-        zs = []
-        for op, i in self.plan:
-            if op == "cnf":
-                x = self._transport(self.cnfs[i], x, 0.0, 1.0)
-            elif op == "squeeze":
-                x = squeeze(x)
-            else:
-                half = x.shape[1] // 2
-                zs.append(x[:, half:].flatten(1))
-                x = x[:, :half]
-        zs.append(x.flatten(1))
-        return torch.cat(zs, 1)
+        return self._forwards(x, lambda cnf, y: self._transport(cnf, y, 0.0, 1.0))
 
     def from_latent(self, z: torch.Tensor) -> torch.Tensor:
         """x (B, C, H, W) on the logit scale of z (B, D): the flow backwards."""

@@ -228,11 +228,11 @@ def _class_conditional_likelihood(ctx: Context) -> None:
     over the classes in the training split's proportions is `bpd` (the same quantity as an unconditional
     model's, so it shares the column), and log P(x | y) at each image's own label is `bpd_conditional`. One
     network pass per class and image."""
+    if ctx.ev.subset_seed is not None:
+        raise GenbenchError("a class-conditional protocol scores the first images of its split (no subset_seed)")
     model, images, classes = ctx.model, ctx.images, ctx.protocol.num_classes
     log_prior = torch.from_numpy(np.log(np.bincount(ctx.train.labels, minlength=classes) / len(ctx.train.labels)))
     own = torch.from_numpy(np.array(ctx.held_out.labels[: len(images)], dtype=np.int64))
-    if ctx.ev.subset_seed is not None:
-        raise GenbenchError("a class-conditional protocol scores the first images of its split (no subset_seed)")
     marginal, conditional, start = [], [], 0
     for x in _batches(images, ctx.ev.batch_size, ctx.device, ctx.progress, f"bits/dim ({classes} classes)"):
         per_class = torch.stack([model.log_likelihood(x, labels=torch.full((len(x),), c, device=ctx.device))

@@ -37,6 +37,16 @@ def comparable(result):
     return result["metrics"], result["provenance"]["checkpoint_sha256"]
 
 
+def killed_at_step_6_and_resumed(model: str, out) -> dict:
+    """The result of the smoke protocol run in a process SIGKILLed after its sixth step, then continued with --resume."""
+    cli = CLI + ["--model", model, "--out", str(out)]
+    proc = subprocess.run(cli, env={**os.environ, "GENBENCH_FAULT_KILL_AT_STEP": "6"}, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    proc = subprocess.run(cli + ["--resume"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return results.load(out)
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_the_result_holds_the_dequantization_bounds_in_bits_and_nats(runs, model):
     result = runs[model][1]
@@ -90,13 +100,7 @@ def test_glow_resumes_after_sigkill_to_the_same_result(runs, kill_at, checkpoint
 
 def test_realnvp_resumes_after_sigkill_with_its_variational_dequantizer(runs, tmp_path):
     """q(u | x) draws its noise from the global RNG, which the checkpoint restores."""
-    out = tmp_path / "killed"
-    cli = CLI + ["--model", "realnvp", "--out", str(out)]
-    proc = subprocess.run(cli, env={**os.environ, "GENBENCH_FAULT_KILL_AT_STEP": "6"}, capture_output=True, text=True)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    proc = subprocess.run(cli + ["--resume"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert comparable(results.load(out)) == comparable(runs["realnvp"][1])
+    assert comparable(killed_at_step_6_and_resumed("realnvp", tmp_path / "killed")) == comparable(runs["realnvp"][1])
 
 
 def test_same_seed_same_numbers(runs, tmp_path):
@@ -118,17 +122,11 @@ def test_a_board_holds_the_flows_bits_per_dim_in_one_column_marked_as_bounds(run
 
 
 def test_ffjord_runs_and_resumes_after_sigkill_to_the_same_result(tmp_path):
-    """The continuous flow under the runner: its bound named with the solver and trace estimate, and a run killed
-    after the sixth step that continues with --resume reaches the uninterrupted run's weights and metrics."""
+    """The continuous flow under the runner: its bound named as a bound, and a run killed after the sixth step that
+    continues with --resume reaches the uninterrupted run's weights and metrics."""
     protocol = registry.protocol("fashion-mnist/ffjord/smoke")
     result = do_run(tmp_path / "whole", protocol)
     m = result["metrics"]
     assert list(m) == expected_metrics(protocol) and m["bpd"]["estimator"] == "uniform-dequantization"
     assert m["bpd"]["estimator"] in BOUND_ESTIMATORS and 3 < m["bpd"]["value"] < 20  # 12 steps from a random start
-    out = tmp_path / "killed"
-    cli = CLI + ["--model", "ffjord", "--out", str(out)]
-    proc = subprocess.run(cli, env={**os.environ, "GENBENCH_FAULT_KILL_AT_STEP": "6"}, capture_output=True, text=True)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    proc = subprocess.run(cli + ["--resume"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert comparable(results.load(out)) == comparable(result)
+    assert comparable(killed_at_step_6_and_resumed("ffjord", tmp_path / "killed")) == comparable(result)
