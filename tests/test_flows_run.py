@@ -38,7 +38,7 @@ def comparable(result):
 
 
 def killed_at_step_6_and_resumed(model: str, out) -> dict:
-    """The result of the smoke protocol run in a process SIGKILLed after its sixth step, then continued with --resume."""
+    """The result of the smoke protocol run in a process SIGKILLed after its sixth step, then resumed."""
     cli = CLI + ["--model", model, "--out", str(out)]
     proc = subprocess.run(cli, env={**os.environ, "GENBENCH_FAULT_KILL_AT_STEP": "6"}, capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
