@@ -228,7 +228,7 @@ def sampler_steps(run_dir, steps, num_samples, device, data_root, offline, no_pr
     Writes RUN_DIR/sampler_steps.json (the curve, with how it was made and the code that made it) and
     RUN_DIR/sampler-steps.png / .svg; result.json is not touched.
     """
-    from genbench import evaluate, registry, results
+    from genbench import curves, evaluate, registry, results
     from genbench.device import resolve_device
     from genbench.files import sha256_file, write_json
     from genbench.report.plots import save
@@ -255,7 +255,7 @@ def sampler_steps(run_dir, steps, num_samples, device, data_root, offline, no_pr
     ctx = evaluate.open_context(rd, protocol, train=spec.load(protocol.train_split, **load),
                                 held_out=spec.load(protocol.evaluation.split, **load), device=dev,
                                 progress=not no_progress)
-    section = evaluate.sampler_steps_curve(ctx, counts, num_samples)
+    section = curves.sampler_steps_curve(ctx, counts, num_samples)
     write_json(rd.path / "sampler_steps.json", {"schema": results.SCHEMA, "kind": "sampler steps",
                                                 "run_id": info["run_id"], "protocol": info["protocol"],
                                                 "created": results.now(), "sampler_steps": section,

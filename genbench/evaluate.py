@@ -6,8 +6,10 @@ the model takes importance samples), bits/dim of the probability-flow ODE where 
 and the protocol names a subset for it, PSNR/SSIM where `reconstruct` exists (the VAE's decoder, a GAN's latent
 projection), samples for every family, their sample quality and mode coverage where the protocol names an
 extractor, the curve over training where the protocol keeps snapshots, FID against the sampling temperature where
-the model samples at one (Glow) and the protocol names temperatures, disentanglement where the dataset has
-ground-truth factors, traversals where the model encodes and decodes. A class-conditional protocol
+the model samples at one (Glow) and the protocol names temperatures (the three curves are genbench.curves), test
+accuracy where the model classifies (JEM), bits/dim of an energy-based model's exp(-E) / Z where it declares `energy`
+and the protocol names AIS settings (log Z by annealed importance sampling, an estimate), disentanglement where the
+dataset has ground-truth factors, traversals where the model encodes and decodes. A class-conditional protocol
 (`Protocol.num_classes`) draws its samples for labels in the training split's class proportions, reports the
 exact marginal likelihood over the classes beside the conditional one, and scores the samples against the
 labels asked for. A new capability adds a step. The same tests tell `expected_metrics`, which a leaderboard
@@ -19,99 +21,27 @@ training split.
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
-import warnings
-from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 from torchvision.utils import make_grid
-from tqdm.auto import tqdm
 
-from genbench import GenbenchError, GenbenchWarning, results
+from genbench import GenbenchError, curves, results
 from genbench.data import ImageData
 from genbench.device import device_description, synchronize
-from genbench.files import atomic_write, load_state, sha256_file
+from genbench.evalkit import Context, Step, batches, bpd_metric, dims, draw, fidelity, load_weights
+from genbench.files import atomic_write, sha256_file
 from genbench.metrics.likelihood import bits_per_dim, independent_pixel_bpd
 from genbench.metrics.reconstruction import SSIM_MIN_SIZE, SSIM_SETTINGS, reconstruction_metrics
 from genbench.protocols import Protocol
-from genbench.registry import MODELS, build_model
+from genbench.registry import MODELS
 from genbench.rundir import RunDir
 
 Echo = Callable[[str], None]
-
-
-@dataclass
-class Context:
-    """What the steps share: the run, the loaded model, the scored images, and what earlier steps made."""
-
-    rd: RunDir
-    protocol: Protocol
-    model: torch.nn.Module
-    train: ImageData
-    held_out: ImageData
-    images: np.ndarray  # the evaluation split's scored images, uint8 (N, C, H, W)
-    device: torch.device
-    progress: bool
-    seed: int  # the run's seed (a fresh model for a snapshot is built with it)
-    metrics: dict[str, dict] = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)  # result sections beside `metrics` (disentanglement, snapshots, ...)
-    files: dict[str, str] = field(default_factory=dict)
-    samples: np.ndarray | None = None  # the evaluation samples, uint8 (num_samples, C, H, W)
-    sample_labels: np.ndarray | None = None  # the classes they were drawn for (a class-conditional protocol)
-    sample_ips: float | None = None
-    _extractor: tuple | None = None
-    _reference: object | None = None
-
-    @property
-    def ev(self):
-        return self.protocol.evaluation
-
-    @property
-    def split(self) -> str:
-        return f"{self.held_out.dataset}:{self.held_out.split}"
-
-    def labels_for(self, n: int) -> dict:
-        """The `labels=` keyword of `sample` for the first n evaluation samples; {} for an unconditional model."""
-        if self.sample_labels is None:
-            return {}
-        return {"labels": torch.from_numpy(self.sample_labels[:n])}
-
-    def generator(self, offset: int = 0) -> torch.Generator:
-        """A generator seeded from the evaluation seed: each step draws from its own, so none moves another."""
-        return torch.Generator(self.device).manual_seed(self.ev.seed + offset)
-
-    def extractor(self):
-        """(spec, module) of the protocol's extractor, loaded once."""
-        if self._extractor is None:
-            from genbench import registry
-
-            spec = registry.EXTRACTORS[self.ev.extractor]
-            self._extractor = (spec, spec.load(device=self.device))
-        return self._extractor
-
-    def reference(self):
-        """The reference split's features through the extractor (cached on disk by genbench.reference)."""
-        if self._reference is None:
-            from genbench import reference
-
-            spec, module = self.extractor()
-            self._reference = reference.resolve(f"{self.protocol.dataset}:{self.ev.reference_split}",
-                                                extractor=spec, module=module, batch_size=self.ev.batch_size,
-                                                device=self.device, progress=self.progress)
-        return self._reference
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    applies: Callable[[type, Protocol], bool]  # on the model's class and the protocol: nothing is built
-    run: Callable[[Context], None]
-    writes: Callable[[type, Protocol], list[str]] = lambda model_class, protocol: []  # metric names
 
 
 def open_context(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: ImageData, device: torch.device,
@@ -120,7 +50,7 @@ def open_context(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
     ev = protocol.evaluation
     images = _evaluation_images(held_out, ev.num_images, ev.subset_seed)
     seed = rd.info()["seed"]
-    model = _load(protocol, rd.weights, tuple(images.shape[1:]), seed, device)
+    model = load_weights(protocol, rd.weights, tuple(images.shape[1:]), seed, device)
     ctx = Context(rd, protocol, model, train, held_out, images, device, progress, seed,
                   files={"weights": rd.weights.name, "samples": rd.samples_png.name, "train_log": "train_log.jsonl"})
     if protocol.num_classes:
@@ -179,15 +109,9 @@ def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
 
 def expected_metrics(protocol: Protocol) -> list[str]:
     """The metric names evaluating a run of `protocol` writes, from the same tests that choose the steps."""
-    model_class = MODELS[protocol.model].module.Model
+    model_class = MODELS[protocol.model].model_class
     return [name for step in STEPS if step.applies(model_class, protocol)
             for name in step.writes(model_class, protocol)]
-
-
-def _load(protocol: Protocol, weights, image_shape, seed: int, device: torch.device) -> torch.nn.Module:
-    model = build_model(protocol, image_shape, seed).to(device)
-    model.load_state_dict(load_state(weights, map_location=device))
-    return model.eval()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -209,7 +133,7 @@ def _likelihood(ctx: Context) -> None:
     # a family names its estimator where "elbo" / "exact" would not say what it computes (DDPM: vlb, vlb-mc)
     estimator = getattr(model, "likelihood_estimator", "elbo" if model.likelihood == "bound" else "exact")
     nll = _negative_log_likelihoods(ctx, images, ev.batch_size, ctx.generator(), "bits/dim", k=1)
-    ctx.metrics["bpd"] = _bpd_metric(nll, images, split=ctx.split, estimator=estimator,
+    ctx.metrics["bpd"] = bpd_metric(nll, images, split=ctx.split, estimator=estimator,
                                      **getattr(model, "likelihood_details", {}))
     if _takes_iwae(type(model), ctx.protocol):
         subset = images[: ev.iwae_images]
@@ -217,9 +141,9 @@ def _likelihood(ctx: Context) -> None:
                                           f"IWAE k={ev.iwae_k}", k=ev.iwae_k)
         # the importance-weighted bound over the model's latent (the VAE's IWAE) or its dequantization noise (a
         # flow's importance-weighted dequantization); the model names which where it is not "iwae"
-        ctx.metrics["bpd_iwae"] = _bpd_metric(nll_k, subset, split=ctx.split, k=ev.iwae_k,
+        ctx.metrics["bpd_iwae"] = bpd_metric(nll_k, subset, split=ctx.split, k=ev.iwae_k,
                                               estimator=getattr(model, "importance_estimator", "iwae"))
-        ctx.metrics["bpd_iwae"]["elbo_same_images"] = float(bits_per_dim(nll[: len(subset)].mean(), _dims(subset)))
+        ctx.metrics["bpd_iwae"]["elbo_same_images"] = float(bits_per_dim(nll[: len(subset)].mean(), dims(subset)))
 
 
 @torch.no_grad()
@@ -234,7 +158,7 @@ def _class_conditional_likelihood(ctx: Context) -> None:
     log_prior = torch.from_numpy(np.log(np.bincount(ctx.train.labels, minlength=classes) / len(ctx.train.labels)))
     own = torch.from_numpy(np.array(ctx.held_out.labels[: len(images)], dtype=np.int64))
     marginal, conditional, start = [], [], 0
-    for x in _batches(images, ctx.ev.batch_size, ctx.device, ctx.progress, f"bits/dim ({classes} classes)"):
+    for x in batches(images, ctx.ev.batch_size, ctx.device, ctx.progress, f"bits/dim ({classes} classes)"):
         per_class = torch.stack([model.log_likelihood(x, labels=torch.full((len(x),), c, device=ctx.device))
                                  .double().cpu() for c in range(classes)], 1)  # (B, classes) log P(x | y)
         marginal.append(-torch.logsumexp(per_class + log_prior, 1))
@@ -242,9 +166,9 @@ def _class_conditional_likelihood(ctx: Context) -> None:
         start += len(x)
     details = getattr(model, "likelihood_details", {})
     prior = f"{ctx.train.dataset}:{ctx.train.split} class frequencies"
-    ctx.metrics["bpd"] = _bpd_metric(torch.cat(marginal), images, split=ctx.split, estimator="exact", **details,
+    ctx.metrics["bpd"] = bpd_metric(torch.cat(marginal), images, split=ctx.split, estimator="exact", **details,
                                      marginal=f"log sum_y P(y) P(x | y) over {classes} classes, P(y) the {prior}")
-    ctx.metrics["bpd_conditional"] = _bpd_metric(torch.cat(conditional), images, split=ctx.split,
+    ctx.metrics["bpd_conditional"] = bpd_metric(torch.cat(conditional), images, split=ctx.split,
                                                  estimator="exact", **details, given="each image's class label")
 
 
@@ -252,28 +176,8 @@ def _class_conditional_likelihood(ctx: Context) -> None:
 def _negative_log_likelihoods(ctx: Context, images, batch_size, generator, desc, *, k: int) -> torch.Tensor:
     """Negative log-likelihood (or its bound) in nats per image, float64."""
     parts = [ctx.model.log_likelihood(x, k=k, generator=generator).double().cpu()
-             for x in _batches(images, batch_size, ctx.device, ctx.progress, desc)]
+             for x in batches(images, batch_size, ctx.device, ctx.progress, desc)]
     return -torch.cat(parts)
-
-
-def _dims(images: np.ndarray) -> int:
-    return int(np.prod(images.shape[1:]))
-
-
-def _bpd_metric(nll: torch.Tensor, images: np.ndarray, *, split: str, estimator: str, **details) -> dict:
-    finite = torch.isfinite(nll)
-    if not finite.all():
-        bad = int((~finite).sum())
-        warnings.warn(f"{bad} of {len(nll)} images got a non-finite log-likelihood; bits/dim is not reported.",
-                      GenbenchWarning, stacklevel=2)
-        return results.metric(None, higher_is_better=False, n=len(nll), split=split, estimator=estimator,
-                              error=f"non-finite log-likelihood for {bad} images", **details)
-    bpd = bits_per_dim(nll, _dims(images))
-    # nats per image beside bits/dim: the unit of the binarized-MNIST literature (NADE, MADE, PixelCNN)
-    return results.metric(float(bpd.mean()), higher_is_better=False, n=len(nll), split=split,
-                          estimator=estimator, unit="bits/dim",
-                          std_error=float(bpd.std() / len(bpd) ** 0.5) if len(bpd) > 1 else None,
-                          nats_per_image=float(nll.mean()), **details)
 
 
 def _has_ode_likelihood(model_class, protocol) -> bool:
@@ -286,11 +190,11 @@ def _ode_likelihood(ctx: Context) -> None:
     ev, model = ctx.ev, ctx.model
     images = ctx.images[: ev.ode_images]
     generator, nll, nfe = ctx.generator(3), [], []
-    for x in _batches(images, ev.ode_batch_size or ev.batch_size, ctx.device, ctx.progress, "ODE likelihood"):
+    for x in batches(images, ev.ode_batch_size or ev.batch_size, ctx.device, ctx.progress, "ODE likelihood"):
         out = model.ode_log_likelihood(x, generator=generator)
         nll.append(out["nll"].double().cpu())
         nfe.append(out["nfe"])
-    ctx.metrics["bpd_ode"] = _bpd_metric(torch.cat(nll), images, split=ctx.split, estimator="ode",
+    ctx.metrics["bpd_ode"] = bpd_metric(torch.cat(nll), images, split=ctx.split, estimator="ode",
                                          **model.ode_details, batch_size=ev.ode_batch_size or ev.batch_size,
                                          mean_nfe=float(np.mean(nfe)))
 
@@ -302,7 +206,7 @@ def _reconstruction(ctx: Context) -> None:
     ev = ctx.ev
     images = ctx.images[: ev.reconstruct_images] if ev.reconstruct_images else ctx.images
     recon = np.concatenate([ctx.model.reconstruct(x).cpu().numpy()
-                            for x in _batches(images, ev.batch_size, ctx.device, ctx.progress, "reconstruct")])
+                            for x in batches(images, ev.batch_size, ctx.device, ctx.progress, "reconstruct")])
     how = {"method": getattr(ctx.model, "reconstruction", "decode(encode(x))")}
     summaries = reconstruction_metrics(real=images, fake=recon)
     ctx.metrics["psnr"] = results.metric(summaries["psnr"].pop("mean"), higher_is_better=True, split=ctx.split,
@@ -316,28 +220,15 @@ def _reconstruction(ctx: Context) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # Samples, their quality against the reference split, and their mode coverage
 
-@torch.no_grad()
-def _draw(model, n: int, batch_size: int, generator: torch.Generator, *, labels: torch.Tensor | None = None,
-          **kw) -> torch.Tensor:
-    """n samples in batches; a class-conditional model draws sample i for labels[i]."""
-    parts, done = [], 0
-    while done < n:
-        size = min(n - done, batch_size)
-        given = {} if labels is None else {"labels": labels[done:done + size].to(generator.device)}
-        parts.append(model.sample(size, generator=generator, **given, **kw).cpu())
-        done += size
-    return torch.cat(parts)  # (n, C, H, W) uint8
-
-
 def _samples(ctx: Context) -> None:
     """Draw the evaluation samples, time them, save them and a grid."""
     ev, model, device = ctx.ev, ctx.model, ctx.device
     warm = min(ev.num_samples, 4)
     with torch.no_grad():
-        _draw(model, warm, warm, torch.Generator(device).manual_seed(0), **ctx.labels_for(warm))
+        draw(model, warm, warm, torch.Generator(device).manual_seed(0), **ctx.labels_for(warm))
     synchronize(device)
     t0 = time.perf_counter()
-    samples = _draw(model, ev.num_samples, ev.batch_size, ctx.generator(2), **ctx.labels_for(ev.num_samples))
+    samples = draw(model, ev.num_samples, ev.batch_size, ctx.generator(2), **ctx.labels_for(ev.num_samples))
     synchronize(device)
     ctx.sample_ips = ev.num_samples / (time.perf_counter() - t0)
     if hasattr(model, "sampler_description"):  # the sampler a diffusion or score model draws with
@@ -358,20 +249,8 @@ def _by_class(labels: np.ndarray, per_class: int) -> np.ndarray:
     return np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)])
 
 
-def _fidelity(ctx: Context, samples: np.ndarray, metrics: tuple[str, ...]) -> dict[str, dict]:
-    """Fidelity metrics of `samples` against the reference split, exactly as `genbench score` computes them."""
-    from genbench.metrics.features import extract
-    from genbench.score import ScoreSettings, compare
-
-    spec, module = ctx.extractor()
-    ref = ctx.reference()
-    out = extract(module, samples, batch_size=ctx.ev.batch_size, device=ctx.device, progress=ctx.progress)
-    settings = ScoreSettings(metrics=metrics, extractor=spec.name, seed=ctx.ev.seed)
-    return compare(out, ref, spec=spec, module=module, settings=settings)
-
-
 def _sample_quality(ctx: Context) -> None:
-    ctx.metrics.update(_fidelity(ctx, ctx.samples, ctx.ev.fidelity_metrics))
+    ctx.metrics.update(fidelity(ctx, ctx.samples, ctx.ev.fidelity_metrics))
 
 
 def _fidelity_names(model_class, protocol) -> list[str]:
@@ -425,100 +304,55 @@ def _class_conditional_names(model_class, protocol) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Sample quality over training, from the snapshots kept during training (never computed inside training)
+# A model that classifies (JEM's p(y | x)); the likelihood of an energy-based model by AIS
 
-def _snapshots(ctx: Context) -> None:
-    """Score each snapshot's samples (`snapshot_samples` of them, drawn with the same generator seed as the
-    evaluation samples) with the protocol's first fidelity metric group; the final weights close the curve."""
-    ev, rd = ctx.ev, ctx.rd
-    steps = rd.snapshot_steps()
-    if not steps:
-        raise GenbenchError(f"{ctx.protocol.ref} keeps a snapshot every {ctx.protocol.snapshot_every} steps, but "
-                            f"{rd.snapshots} holds none: the run was trained by another genbench or its "
-                            "snapshots were removed. Train it again with --force.")
-    group = ev.fidelity_metrics[0]
-    points = []
-    for step in tqdm(steps, desc="snapshots", disable=None if ctx.progress else True, leave=False):
-        model = _load(ctx.protocol, rd.snapshot(step), ctx.images.shape[1:], ctx.seed, ctx.device)
-        samples = _draw(model, ev.snapshot_samples, ev.batch_size, ctx.generator(2),
-                        **ctx.labels_for(ev.snapshot_samples)).numpy()
-        scores = _fidelity(ctx, samples, (group,))
-        points.append({"step": step, **{name: rec["value"] for name, rec in scores.items()}})
-    ctx.extra["snapshots"] = {"every": ctx.protocol.snapshot_every, "n": ev.snapshot_samples,
-                              "metrics": [name for name in scores], "reference": f"{ctx.protocol.dataset}:"
-                              f"{ev.reference_split}", "extractor": ev.extractor, "curve": points}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Sample quality against the number of sampling steps (DDIM's speed-quality trade-off, Song et al. 2021 Table 1)
-
-def _takes_sampler_steps(model_class, protocol) -> bool:
-    return "steps" in inspect.signature(model_class.sample).parameters and hasattr(model_class,
-                                                                                  "sampler_description_with")
-
-
-def sampler_steps_curve(ctx: Context, steps: tuple[int, ...], num_samples: int) -> dict:
-    """FID (the protocol's extractor and reference) and sampling speed of `num_samples` samples drawn with each
-    number of steps, every draw from the same generator seed (so the same x_T)."""
-    if not _takes_sampler_steps(type(ctx.model), ctx.protocol):
-        raise GenbenchError(f"{ctx.protocol.model} samples with a fixed number of steps; only a model whose "
-                            "sample() takes `steps` (ddpm) has a steps curve.")
-    if not ctx.ev.extractor:
-        raise GenbenchError(f"{ctx.protocol.ref} names no extractor, so its samples get no FID.")
-    points, names = [], []
-    try:
-        with torch.no_grad():  # warm-up, as for the evaluation samples, so the first point's speed is not its own
-            for s in steps:  # and every S checked before minutes are spent on the first ones
-                _draw(ctx.model, 1, 1, torch.Generator(ctx.device).manual_seed(0), steps=s, **ctx.labels_for(1))
-    except ValueError as e:
-        raise GenbenchError(f"{ctx.protocol.model} cannot sample with steps {steps}: {e}") from None
-    for s in steps:
-        synchronize(ctx.device)
-        t0 = time.perf_counter()
-        samples = _draw(ctx.model, num_samples, ctx.ev.batch_size, ctx.generator(2), steps=s,
-                        **ctx.labels_for(num_samples)).numpy()
-        synchronize(ctx.device)
-        ips = num_samples / (time.perf_counter() - t0)
-        scores = _fidelity(ctx, samples, ("fid",))
-        names = list(scores)
-        points.append({"steps": s, **{name: rec["value"] for name, rec in scores.items()}, "images_per_s": ips})
-    description = dict(ctx.model.sampler_description_with(steps[0])) if steps else {}
-    description.pop("steps", None)
-    return {"n": num_samples, "metrics": names, "reference": f"{ctx.protocol.dataset}:{ctx.ev.reference_split}",
-            "extractor": ctx.ev.extractor, "sampler": description, "device": device_description(ctx.device),
-            "curve": points}
-
-
-def _sampler_steps(ctx: Context) -> None:
-    ctx.extra["sampler_steps"] = sampler_steps_curve(ctx, ctx.ev.sampler_steps, ctx.ev.sampler_steps_samples)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Sample quality against the sampling temperature (Glow: Kingma & Dhariwal 2018, the effect of temperature)
-
-def _takes_temperature(model_class, protocol) -> bool:
-    return "temperature" in inspect.signature(model_class.sample).parameters
-
-
-def _temperature_curve(ctx: Context) -> None:
-    """FID (the protocol's extractor and reference) and sampling speed at each of the protocol's temperatures, every
-    draw from the generator seed of the evaluation samples: the same prior noise, scaled by T, so the point at the
-    model's own temperature repeats the evaluation samples' FID."""
+@torch.no_grad()
+def _classification(ctx: Context) -> None:
+    """Accuracy of the model's classifier on the scored images of the evaluation split, against their labels."""
+    labels = ctx.held_out.labels
+    if labels is None:
+        raise GenbenchError(f"{ctx.protocol.model} classifies, but {ctx.split} has no class labels to score it on.")
     ev = ctx.ev
-    n = ev.temperature_samples or ev.num_samples
-    points, names = [], []
-    for t in ev.temperatures:
-        synchronize(ctx.device)
-        t0 = time.perf_counter()
-        samples = _draw(ctx.model, n, ev.batch_size, ctx.generator(2), temperature=t, **ctx.labels_for(n)).numpy()
-        synchronize(ctx.device)
-        ips = n / (time.perf_counter() - t0)
-        scores = _fidelity(ctx, samples, ("fid",))
-        names = list(scores)
-        points.append({"temperature": t, **{name: rec["value"] for name, rec in scores.items()}, "images_per_s": ips})
-    ctx.extra["temperature_curve"] = {"n": n, "metrics": names, "extractor": ev.extractor,
-                                      "reference": f"{ctx.protocol.dataset}:{ev.reference_split}",
-                                      "device": device_description(ctx.device), "curve": points}
+    labels = np.asarray(labels[_evaluation_index(len(ctx.held_out), ev.num_images, ev.subset_seed)], dtype=np.int64)
+    predicted = np.concatenate([ctx.model.classify(x).argmax(1).cpu().numpy()
+                                for x in batches(ctx.images, ev.batch_size, ctx.device, ctx.progress, "classify")])
+    accuracy = float((predicted == labels).mean())
+    ctx.metrics["accuracy"] = results.metric(accuracy, higher_is_better=True, n=len(labels), split=ctx.split,
+                                             std_error=float(np.sqrt(accuracy * (1 - accuracy) / len(labels))),
+                                             classifier="the model's p(y | x)")
+
+
+def _has_ais(model_class, protocol) -> bool:
+    return hasattr(model_class, "energy") and protocol.evaluation.ais is not None
+
+
+def _ais_likelihood(ctx: Context) -> None:
+    """Bits/dim of the scored images under p(x) = exp(-E(x)) / Z on the model's box, log Z by AIS from the uniform
+    base on the box (genbench.metrics.ais.log_normalizer), each image uniformly dequantized once: y = (v + u) / 256
+    on [0, 1]^D, x = lo + (hi - lo) y, log P(v) ~ -E(x) - log Z + D log(hi - lo) - D log 256. An estimate, not a
+    bound: AIS's log Z-hat is low in expectation (the NLL errs low), the single dequantization draw makes it an
+    upper bound for an exact log Z (the NLL errs high)."""
+    from genbench.metrics import ais
+
+    model, ev = ctx.model, ctx.ev
+    lo, hi = model.box
+    d = dims(ctx.images)
+    log_z = ais.log_normalizer(model.energy, shape=model.image_shape, bounds=(lo, hi), settings=ev.ais,
+                               generator=ctx.generator(5), device=ctx.device, progress=ctx.progress)
+    g, nll = ctx.generator(6), []
+    with torch.no_grad():
+        for v in batches(ctx.images, ev.batch_size, ctx.device, ctx.progress, "energies"):
+            u = torch.rand(v.shape, generator=g, device=ctx.device)
+            x = lo + (hi - lo) * (v.float() + u) / 256.0
+            log_p = -model.energy(x).double() - log_z["log_z"] + d * (np.log(hi - lo) - np.log(256.0))
+            nll.append(-log_p.cpu())
+    details = {k: log_z[k] for k in ("chains", "ess", "acceptance", "settings")}
+    ctx.metrics["bpd_ais"] = bpd_metric(
+        torch.cat(nll), ctx.images, split=ctx.split, estimator="ais", log_z=log_z["log_z"],
+        log_z_std_error=log_z["std_error"], **details, density=f"exp(-E(x)) / Z on the box [{lo:g}, {hi:g}]^D",
+        dequantization="uniform, one draw per image",
+        direction=f"{log_z['direction']}; the one dequantization draw errs the other way (Jensen): an estimate, "
+                  "not a bound")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -578,11 +412,13 @@ STEPS: tuple[Step, ...] = (
     Step("class-conditional sample quality", lambda m, p: bool(p.num_classes and p.evaluation.extractor),
          _class_conditional_quality, _class_conditional_names),
     Step("snapshots", lambda m, p: bool(p.snapshot_every and p.evaluation.extractor and p.evaluation.fidelity_metrics),
-         _snapshots),
+         curves.snapshots),
     Step("sampler steps", lambda m, p: bool(p.evaluation.sampler_steps and p.evaluation.extractor)
-         and _takes_sampler_steps(m, p), _sampler_steps),
+         and curves.takes_sampler_steps(m, p), curves.sampler_steps),
     Step("temperatures", lambda m, p: bool(p.evaluation.temperatures and p.evaluation.extractor)
-         and _takes_temperature(m, p), _temperature_curve),
+         and curves.takes_temperature(m, p), curves.temperature_curve),
+    Step("classification", lambda m, p: hasattr(m, "classify"), _classification, lambda m, p: ["accuracy"]),
+    Step("AIS likelihood", _has_ais, _ais_likelihood, lambda m, p: ["bpd_ais"]),
     Step("disentanglement", lambda m, p: p.evaluation.disentanglement is not None, _disentanglement,
          _disentanglement_names),
     Step("traversals", lambda m, p: all(hasattr(m, name) for name in ("posterior", "encode", "decode")),
@@ -592,20 +428,19 @@ STEPS: tuple[Step, ...] = (
 
 # ---------------------------------------------------------------------------------------------------------
 
+def _evaluation_index(n_split: int, num_images: int | None, subset_seed: int | None) -> slice | np.ndarray:
+    """Which images of the evaluation split get scored: the first `num_images`, or with `subset_seed` a uniform
+    sample of `num_images` drawn without replacement by RandomState(subset_seed), in index order (dSprites' only
+    split is ordered by factor, so its first images are all one shape)."""
+    n = min(num_images or n_split, n_split)
+    if subset_seed is None or n == n_split:
+        return slice(0, n)
+    return np.sort(np.random.RandomState(subset_seed).choice(n_split, n, replace=False))
+
+
 def _evaluation_images(data: ImageData, num_images: int | None, subset_seed: int | None) -> np.ndarray:
-    """The images of the evaluation split that get scored: the first `num_images`, or with `subset_seed` a
-    uniform sample of `num_images` drawn without replacement by RandomState(subset_seed), in index order
-    (dSprites' only split is ordered by factor, so its first images are all one shape)."""
-    n = min(num_images or len(data), len(data))
-    if subset_seed is None or n == len(data):
-        return data.images[:n]
-    index = np.sort(np.random.RandomState(subset_seed).choice(len(data), n, replace=False))
-    return np.asarray(data.images[index])
-
-
-def _batches(images: np.ndarray, batch_size: int, device, progress: bool, desc: str) -> Iterator[torch.Tensor]:
-    for i in tqdm(range(0, len(images), batch_size), desc=desc, disable=None if progress else True, leave=False):
-        yield torch.from_numpy(np.array(images[i:i + batch_size])).to(device)
+    index = _evaluation_index(len(data), num_images, subset_seed)
+    return data.images[index] if isinstance(index, slice) else np.asarray(data.images[index])
 
 
 def _train_seconds(rd: RunDir) -> float | None:

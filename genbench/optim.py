@@ -22,11 +22,17 @@ OPTIMIZERS = ("adam", "adamw", "adamax", "rmsprop", "sgd", "adagrad")
 @dataclass(frozen=True)
 class Schedule:
     warmup: int = 0           # steps of linear warmup from lr / warmup to lr (DDPM: 5000)
-    decay: str = "constant"   # after warmup: "constant", or "linear" to zero at the last step (WGAN-GP)
+    decay: str = "constant"   # after warmup: "constant", "linear" to zero at the last step (WGAN-GP), or "step"
+    # Added after the first protocols were published (unhashed while None): decay "step" multiplies the rate by
+    # `gamma` at each of the `milestones` (steps), as JEM's 0.3 at epochs 160 and 180.
+    milestones: tuple[int, ...] | None = None
+    gamma: float | None = None
 
     def __post_init__(self):
-        if self.warmup < 0 or self.decay not in ("constant", "linear"):
-            raise ValueError(f"invalid schedule {self}: warmup >= 0, decay 'constant' or 'linear'")
+        if self.warmup < 0 or self.decay not in ("constant", "linear", "step"):
+            raise ValueError(f"invalid schedule {self}: warmup >= 0, decay 'constant', 'linear' or 'step'")
+        if (self.decay == "step") != (self.milestones is not None and self.gamma is not None):
+            raise ValueError(f"invalid schedule {self}: decay 'step' takes milestones and gamma, no other decay does")
 
     def factor(self, step: int, total_steps: int) -> float:
         """Learning-rate multiplier for the update that takes the model from `step` to `step + 1`."""
@@ -35,6 +41,8 @@ class Schedule:
             f = (step + 1) / self.warmup
         if self.decay == "linear":
             f *= max(0.0, 1.0 - step / total_steps)
+        elif self.decay == "step":
+            f *= self.gamma ** sum(step >= m for m in self.milestones)
         return f
 
 

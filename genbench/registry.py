@@ -58,7 +58,8 @@ class Registry(Generic[T]):
 class ModelFamily:
     """A baseline family: a module with DESCRIPTION, Config, PRESETS and Model (see DESIGN.md). A module that
     holds several published models as configurations of one Model (baselines/gan.py) names the one meant by
-    `variant`, and keeps their descriptions and presets in DESCRIPTIONS[variant] and VARIANTS[variant]."""
+    `variant`, and keeps their descriptions and presets in DESCRIPTIONS[variant] and VARIANTS[variant]; a variant
+    with a capability the others lack is a subclass, CLASSES[variant]."""
 
     name: str
     module: ModuleType
@@ -72,17 +73,25 @@ class ModelFamily:
     def presets(self) -> dict:
         return self.module.PRESETS if self.variant is None else self.module.VARIANTS[self.variant]
 
+    @property
+    def model_class(self) -> type:
+        """The class that builds this model: the module's Model, or a variant's own subclass where the variant has a
+        capability of its own (CLASSES[variant], e.g. JEM's classify)."""
+        return getattr(self.module, "CLASSES", {}).get(self.variant, self.module.Model)
+
     def build(self, config, image_shape: tuple[int, int, int]):
-        return self.module.Model(config, image_shape)
+        return self.model_class(config, image_shape)
 
     def capabilities(self) -> list[str]:
-        model = self.module.Model
+        model = self.model_class
         caps = ["sample"]
         if hasattr(model, "log_likelihood"):
             caps.append(f"log_likelihood ({model.likelihood})")
         if hasattr(model, "ode_log_likelihood"):
             caps.append("ode_log_likelihood (probability flow)")
-        caps += [c for c in ("encode", "decode", "reconstruct") if hasattr(model, c)]
+        if hasattr(model, "energy"):
+            caps.append("energy (log-likelihood estimate by AIS)")
+        caps += [c for c in ("encode", "decode", "reconstruct", "classify") if hasattr(model, c)]
         if any(getattr(config, "num_classes", None) for config in self.presets.values()):
             caps.append("class-conditional (labels in training, likelihood and sampling)")
         return caps
@@ -156,7 +165,7 @@ def find_protocol(*, model: str, dataset: str, tier: str):
 
 def _register_builtins() -> None:
     from genbench import data, protocols
-    from genbench.baselines import (beta_vae, ddpm, factor_vae, ffjord, flows, gan, made, nade, ncsn, pixelcnn,
+    from genbench.baselines import (beta_vae, ddpm, ebm, factor_vae, ffjord, flows, gan, made, nade, ncsn, pixelcnn,
                                     pixelcnnpp, pixelrnn, vae)
     from genbench.metrics import domain, features
 
@@ -177,6 +186,8 @@ def _register_builtins() -> None:
     for name in flows.VARIANTS:  # nice, realnvp, glow: one Model, the published configurations
         MODELS.register(name, ModelFamily(name, flows, variant=name))
     MODELS.register("ffjord", ModelFamily("ffjord", ffjord))
+    for name in ebm.VARIANTS:  # igebm, jem, short-run-ebm: one Model (JEM a subclass that classifies)
+        MODELS.register(name, ModelFamily(name, ebm, variant=name))
 
     for spec in data.BUILTIN:
         DATASETS.register(spec.name, spec)
@@ -199,6 +210,11 @@ def _register_builtins() -> None:
         MetricInfo("fid_intra", "intra-FID: the mean over classes of each class's FID against that class's "
                    "reference images", False, "", "genbench.metrics.conditional",
                    "class-conditional samples + extractor"),
+        MetricInfo("bpd_ais", "bits/dim of an energy-based model's exp(-E) / Z on uniformly dequantized held-out "
+                   "images, log Z by annealed importance sampling (an estimate: log Z-hat errs low)", False,
+                   "bits/dim", "genbench.metrics.ais", "energy + protocol AIS settings"),
+        MetricInfo("accuracy", "classification accuracy of the model's own p(y | x) on the held-out images (JEM)", True,
+                   "", "genbench.evaluate", "classify"),
         MetricInfo("psnr", "peak signal-to-noise ratio of reconstructions of held-out images (data range 255)",
                    True, "dB", "genbench.metrics.reconstruction", "reconstruct"),
         MetricInfo("ssim", "structural similarity of reconstructions of held-out images (scikit-image)",

@@ -4,13 +4,15 @@ The family owns its training step (`Model.train_step`); this module owns everyth
 device, data order, learning-rate schedule, EMA, progress, the wall-clock budget, atomic checkpoints,
 snapshots, logs, stopping on a non-finite loss, and the final evaluation. A family whose step consumes
 several batches (a critic's n_critic updates) declares `batches_per_step`; the step then gets that many
-consecutive batches of the data order in one tensor. A class-conditional protocol (`Protocol.num_classes`) gives
-the step the batch's labels too. Evaluation is never inside training: training ends by
-writing `model.pt`, and `evaluate` loads that file into a fresh model.
+consecutive batches of the data order in one tensor. A protocol whose model trains on class labels
+(`Protocol.label_classes`: a class-conditional model, or a classifier such as JEM) gives the step the batch's labels
+too. A family with training state beside its weights (an EBM's replay buffer) declares `train_state()` and
+`load_train_state()`; the checkpoint holds that state, model.pt never does. Evaluation is never inside training:
+training ends by writing `model.pt`, and `evaluate` loads that file into a fresh model.
 
 Exact resume: the data order is a pure function of (seed, epoch), and a checkpoint holds the model, the
-optimizers, the EMA weights and torch's RNG state at a step boundary. A run killed at any moment (SIGKILL
-included) and continued with `--resume` reaches bit-identical weights and metrics on CPU.
+optimizers, the EMA weights, the family's training state and torch's RNG state at a step boundary. A run killed
+at any moment (SIGKILL included) and continued with `--resume` reaches bit-identical weights and metrics on CPU.
 """
 
 from __future__ import annotations
@@ -61,11 +63,11 @@ def run(protocol: Protocol, opts: RunOptions, echo: Echo = print) -> dict | None
     train_data = spec.load(protocol.train_split, **load)
     held_out = spec.load(protocol.evaluation.split, **load)
 
-    if protocol.num_classes:
+    if protocol.label_classes:
         for data in (train_data, held_out):
-            check_class_labels(data, protocol.num_classes, protocol.model)
+            check_class_labels(data, protocol.label_classes, protocol.model)
     if not rd.weights.exists():
-        labels = (train_data.labels, held_out.labels) if protocol.num_classes else (None, None)
+        labels = (train_data.labels, held_out.labels) if protocol.label_classes else (None, None)
         finished = train(protocol, rd, train_data.images, held_out.images, device=device, seed=opts.seed,
                          max_minutes=opts.max_minutes, progress=opts.progress, echo=echo, labels=labels)
         if not finished:
@@ -112,14 +114,14 @@ class DataOrder:
 
 
 def check_class_labels(data, num_classes: int, model: str) -> None:
-    """A class-conditional model needs one class in 0..num_classes-1 per image of every split it reads."""
+    """A model that trains on class labels needs one class in 0..num_classes-1 per image of every split it reads."""
     labels = data.labels
     if labels is None or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         what = "no labels" if labels is None else f"labels of shape {labels.shape} ({labels.dtype})"
-        raise GenbenchError(f"{model} is class-conditional, but {data.dataset}:{data.split} has {what}, not one "
+        raise GenbenchError(f"{model} trains on class labels, but {data.dataset}:{data.split} has {what}, not one "
                             f"class per image; train it on a dataset with class labels (fashion-mnist, cifar10).")
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise GenbenchError(f"{model} is conditioned on {num_classes} classes, but {data.dataset}:{data.split} has "
+        raise GenbenchError(f"{model} trains on {num_classes} classes, but {data.dataset}:{data.split} has "
                             f"labels {labels.min()}..{labels.max()}; its protocol does not fit this dataset.")
 
 
@@ -127,7 +129,7 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
           seed: int, max_minutes: float | None = None, progress: bool = True, echo: Echo = print,
           labels: tuple[np.ndarray | None, np.ndarray | None] = (None, None)) -> bool:
     """Train (or continue training) and write the final weights. False if stopped before the last step.
-    `labels`: the class labels of `images` and `held_out`, given to a class-conditional model's steps."""
+    `labels`: the class labels of `images` and `held_out`, given to the steps of a model that trains on them."""
     x_all = torch.from_numpy(np.array(images))  # (N, C, H, W) uint8 copied out of the memmap, kept on the CPU
     x_held = torch.from_numpy(np.array(held_out[:500])).to(device)  # fixed batch for the held-out loss
     y_all, y_held = (None if y is None else torch.from_numpy(np.array(y, dtype=np.int64)) for y in labels)
@@ -147,6 +149,8 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
             opt.load_state_dict(state["optimizers"][name])
         if ema:
             ema.shadow = state["ema"]
+        if hasattr(model, "load_train_state"):
+            model.load_train_state(state.get("train_state", {}))
         torch.set_rng_state(state["rng"]["cpu"])
         if device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
@@ -161,6 +165,7 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
         save_state(rd.checkpoint, {
             "model": model.state_dict(), "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
             "ema": ema.shadow if ema else None, "rng": rng, "step": step, "train_seconds": train_seconds,
+            "train_state": model.train_state() if hasattr(model, "train_state") else {},
         })
         write_json(rd.checkpoint_info, {"step": step, "steps": protocol.steps, "train_seconds": train_seconds})
 

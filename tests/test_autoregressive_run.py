@@ -76,7 +76,7 @@ def test_the_class_conditional_model_is_scored_on_its_marginal_and_conditional_l
     """bpd is the exact marginal -log sum_y P(y) P(x | y) with P(y) the training split's class frequencies, and
     bpd_conditional -log P(x | y) at each image's label, both recomputed here from the saved weights; the
     samples were drawn for labels in the training proportions and are scored against them."""
-    from genbench.evaluate import _load
+    from genbench.evalkit import load_weights as _load
     from genbench.metrics.conditional import label_plan
 
     out, result = runs["gated-pixelcnn-class"]
@@ -105,8 +105,8 @@ def test_a_class_conditional_model_refuses_a_dataset_without_class_labels(tmp_pa
     from genbench.runner import check_class_labels
 
     images = np.zeros((4, 1, 2, 2), np.uint8)
-    with pytest.raises(GenbenchError, match="class-conditional, but toy:train has no labels"):
+    with pytest.raises(GenbenchError, match="trains on class labels, but toy:train has no labels"):
         check_class_labels(ImageData("toy", "train", images, None, "sha256:0", "here"), 10, "gated-pixelcnn-class")
-    with pytest.raises(GenbenchError, match="conditioned on 10 classes, but toy:train has labels 0..12"):
+    with pytest.raises(GenbenchError, match="trains on 10 classes, but toy:train has labels 0..12"):
         check_class_labels(ImageData("toy", "train", images, np.array([0, 1, 2, 12]), "sha256:0", "here"), 10,
                            "gated-pixelcnn-class")

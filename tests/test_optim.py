@@ -51,3 +51,12 @@ def test_the_runner_applies_the_protocols_schedule(tmp_path):
     group = state["optimizers"]["model"]["param_groups"][0]
     assert group["initial_lr"] == smoke.optimizer.lr
     assert group["lr"] == pytest.approx(smoke.optimizer.lr * 40 / 100)  # the rate of the 40th update
+
+
+def test_step_decay_multiplies_by_gamma_at_each_milestone():
+    s = Schedule(warmup=2, decay="step", milestones=(4, 6), gamma=0.3)
+    assert [round(s.factor(i, 10), 6) for i in range(8)] == [0.5, 1.0, 1.0, 1.0, 0.3, 0.3, 0.09, 0.09]
+    with pytest.raises(ValueError, match="milestones and gamma"):
+        Schedule(decay="step")
+    with pytest.raises(ValueError, match="milestones and gamma"):
+        Schedule(milestones=(3,), gamma=0.5)

@@ -56,6 +56,7 @@ def test_hash_covers_the_model_config_but_not_the_source_note():
 def test_optional_fields_are_hashed_only_once_set():
     """Fields added after protocols were published leave existing hashes alone while unset (the pinned
     hashes above predate them), and count like any other field once a protocol sets them."""
+    from genbench.metrics import ais
     from genbench.optim import Optimizer, Schedule
     from genbench.protocols import OPTIONAL_FIELDS, Evaluation, Protocol
 
@@ -65,8 +66,11 @@ def test_optional_fields_are_hashed_only_once_set():
     owners = {"evaluation": Evaluation, "protocol": Protocol, "optimizer": Optimizer}
     declared = {name: owner for owner, cls in owners.items() for name in (f.name for f in dataclasses.fields(cls))}
     in_model_configs = {"num_classes"}  # a model Config's optional field (pixelcnn.Config)
-    assert OPTIONAL_FIELDS - in_model_configs <= set(declared)
+    in_schedules = {"milestones", "gamma"}  # genbench.optim.Schedule's
+    assert in_schedules <= {f.name for f in dataclasses.fields(Schedule)}
+    assert OPTIONAL_FIELDS - in_model_configs - in_schedules <= set(declared)
     assert in_model_configs <= {f.name for f in dataclasses.fields(pixelcnn.Config)}
+    in_model_configs |= in_schedules  # neither is held by this protocol (its optimizer has no schedule)
     gated = registry.protocol("fashion-mnist/gated-pixelcnn/quick")
     assert gated.model_config.num_classes is None and "num_classes" not in gated.to_dict()["model_config"]
     conditioned = dataclasses.replace(gated, model_config=dataclasses.replace(gated.model_config, num_classes=10))
@@ -79,9 +83,16 @@ def test_optional_fields_are_hashed_only_once_set():
     changes = [dict(evaluation=dataclasses.replace(p.evaluation, **change)) for change in (
         dict(subset_seed=0), dict(disentanglement=Evaluation(batch_size=7)), dict(reconstruct_images=10),
         dict(modes="classes"), dict(snapshot_samples=100), dict(temperatures=(0.7, 1.0)), dict(temperature_samples=50))]
+    changes += [dict(evaluation=dataclasses.replace(p.evaluation, ais=ais.Settings(chains=4)))]
     changes += [dict(snapshot_every=10), dict(optimizer=dataclasses.replace(p.optimizer, schedule=Schedule()))]
     for change in changes:
         assert dataclasses.replace(p, **change).hash != p.hash, change
+    # a schedule's step decay: absent from a schedule without it, hashed once set
+    warm = dataclasses.replace(p, optimizer=dataclasses.replace(p.optimizer, schedule=Schedule(warmup=5)))
+    assert set(warm.to_dict()["optimizer"]["schedule"]) == {"warmup", "decay"}
+    stepped = dataclasses.replace(warm, optimizer=dataclasses.replace(p.optimizer, schedule=Schedule(
+        warmup=5, decay="step", milestones=(10,), gamma=0.3)))
+    assert stepped.hash != warm.hash and stepped.to_dict()["optimizer"]["schedule"]["milestones"] == [10]
 
 
 def test_hash_is_stable_across_processes():

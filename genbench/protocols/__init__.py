@@ -4,13 +4,13 @@
     registry.protocol("fashion-mnist/vae/quick")      # the current version, by name
 
 The dataclasses and their hash are in `base`; each family's protocols are a module of their own
-(`vae`, `disentanglement`, `gan`, `diffusion`, `autoregressive`, `flows`), joined here in a fixed order.
+(`vae`, `disentanglement`, `gan`, `diffusion`, `autoregressive`, `flows`, `ebm`), joined here in a fixed order.
 """
 
-from genbench.protocols import autoregressive, diffusion, disentanglement, flows, gan, vae
+from genbench.protocols import autoregressive, diffusion, disentanglement, ebm, flows, gan, vae
 from genbench.protocols.base import OPTIONAL_FIELDS, TIERS, Evaluation, Protocol
 
 BUILTIN: tuple[Protocol, ...] = (*vae.PROTOCOLS, *disentanglement.PROTOCOLS, *gan.PROTOCOLS, *diffusion.PROTOCOLS,
-                                *autoregressive.PROTOCOLS, *flows.PROTOCOLS)
+                                *autoregressive.PROTOCOLS, *flows.PROTOCOLS, *ebm.PROTOCOLS)
 
 __all__ = ["BUILTIN", "OPTIONAL_FIELDS", "TIERS", "Evaluation", "Protocol"]

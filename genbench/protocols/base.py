@@ -51,15 +51,17 @@ class Evaluation:
     sampler_steps_samples: int | None = None  # samples per point of that curve
     temperatures: tuple[float, ...] | None = None  # FID against sampling temperature (a sample() that takes one)
     temperature_samples: int | None = None  # samples per point of that curve; None: num_samples
+    ais: Any = None  # genbench.metrics.ais.Settings: the AIS log-likelihood estimate of an energy-based model
 
 
 # Fields added to the dataclasses after the first protocols were published. While unset (None) they are left
 # out of `to_dict` and the hash, so adding an optional setting never changes the hash of a protocol that does
 # not use it; once set, they are hashed like any other field. (`schedule` belongs to genbench.optim.Optimizer,
-# `num_classes` to a class-conditional model's Config.)
+# `milestones` and `gamma` to its Schedule, `num_classes` to a class-conditional model's Config.)
 OPTIONAL_FIELDS = frozenset({"subset_seed", "disentanglement", "reconstruct_images", "modes", "snapshot_samples",
                              "snapshot_every", "schedule", "ode_images", "ode_batch_size", "sampler_steps",
-                             "sampler_steps_samples", "temperatures", "temperature_samples", "num_classes"})
+                             "sampler_steps_samples", "temperatures", "temperature_samples", "num_classes",
+                             "milestones", "gamma", "ais"})
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,12 @@ class Protocol:
         """The classes a class-conditional model is trained and sampled on (its Config's `num_classes`); None for
         an unconditional one. Such a model takes the dataset's labels in training, likelihood and sampling."""
         return getattr(self.model_config, "num_classes", None)
+
+    @property
+    def label_classes(self) -> int | None:
+        """The classes whose labels the model's training step takes: a class-conditional model's (`num_classes`),
+        or a classifier's that is not conditioned on them (JEM: its Config's `classes` logits); None if neither."""
+        return self.num_classes or getattr(self.model_config, "classes", 0) or None
 
     def to_dict(self) -> dict:
         d = _plain(self)

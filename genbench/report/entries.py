@@ -41,6 +41,10 @@ BOUND_ESTIMATORS = frozenset({"elbo", "iwae", "vlb", "vlb-mc", "ode", "bound", "
                               "variational-dequantization", "iw-uniform-dequantization",
                               "iw-variational-dequantization"})
 
+# Estimators whose value is neither exact nor a bound: annealed importance sampling's log Z-hat of an energy-based
+# model (low in expectation, so the NLL errs low, while the dequantization draw errs the other way).
+ESTIMATE_ESTIMATORS = frozenset({"ais"})
+
 # Fields of a metric record that define how its number was made; two records share a column only when the
 # metric name and all of these agree. (The extractor's weights hash matters: a retrained extractor is another
 # instrument even under the same name.) The likelihood estimator is not among them: an exact bits/dim and an

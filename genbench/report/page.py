@@ -106,9 +106,12 @@ def _cell_data(cell: tables.Cell, col: tables.Column, seeds: int) -> dict:
         title.append(f"{seeds - cell.count} of {seeds} results have no value")
     if cell.bound:
         title.append("an upper bound (ELBO/IWAE): the exact bits/dim is at most this")
+    if cell.estimate:
+        title.append("an estimate, neither exact nor a bound (AIS: log Z-hat is low in expectation, the NLL errs low)")
     if cell.best:
         title.append("best in column")
-    return {"value": cell.mean, "text": ("≤ " if cell.bound else "") + text, "title": "; ".join(title),
+    mark = "≤ " if cell.bound else "≈ " if cell.estimate else ""
+    return {"value": cell.mean, "text": mark + text, "title": "; ".join(title),
             "best": cell.best, "bound": cell.bound}
 
 

@@ -13,7 +13,8 @@ A cell aggregates the results (seeds) of its row: mean, sample std (ddof=1), cou
 bootstrap percentile confidence interval of the mean. A metric a row lacks (or recorded as null) is missing,
 rendered as a dash, never as 0. The best cell per column is marked (ties all marked; a column with a single
 ranked value marks nothing); reference rows such as "independent pixels" are listed last and never ranked.
-Likelihood bounds (ELBO, IWAE) carry a "≤" marker: the true bits/dim is at most the value shown.
+Likelihood bounds (ELBO, IWAE) carry a "≤" marker: the true bits/dim is at most the value shown; estimates that
+are neither exact nor a bound (AIS) carry "≈".
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ FORMATS = ("md", "csv", "latex", "html")
 _FORMAT_ALIASES = {"markdown": "md", "tex": "latex"}
 
 # Column order: likelihood, reconstruction, sample quality, mode coverage, then any other metric alphabetically.
-METRIC_ORDER = ("bpd", "bpd_iwae", "bpd_ode", "bpd_conditional", "psnr", "ssim", "fid", "kid", "is", "precision", "recall",
-                "density", "coverage", "classes_covered", "class_kl", "modes_covered", "mode_kl", "class_accuracy",
-                "fid_intra", *SCORE_NAMES)
-DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "bpd_ode": "bits/dim ODE",
-           "bpd_conditional": "bits/dim given class", "class_accuracy": "Class accuracy", "fid_intra": "Intra-FID",
-           "psnr": "PSNR", "ssim": "SSIM", "fid": "FID",
+METRIC_ORDER = ("bpd", "bpd_iwae", "bpd_ode", "bpd_ais", "bpd_conditional", "accuracy", "psnr", "ssim", "fid", "kid",
+                "is", "precision", "recall", "density", "coverage", "classes_covered", "class_kl", "modes_covered",
+                "mode_kl", "class_accuracy", "fid_intra", *SCORE_NAMES)
+DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "bpd_ode": "bits/dim ODE", "bpd_ais": "bits/dim AIS",
+           "bpd_conditional": "bits/dim given class", "accuracy": "Test accuracy", "class_accuracy": "Class accuracy",
+           "fid_intra": "Intra-FID", "psnr": "PSNR", "ssim": "SSIM", "fid": "FID",
            "kid": "KID", "is": "IS", "precision": "Precision", "recall": "Recall", "density": "Density",
            "coverage": "Coverage", "classes_covered": "Classes covered", "class_kl": "Class KL",
            "modes_covered": "Modes covered", "mode_kl": "Mode KL", **SCORE_NAMES}
@@ -51,7 +52,8 @@ DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "bpd_ode": "bits/dim 
 COUNTS = frozenset({"classes_covered", "modes_covered"})
 # Decimals shown per metric; the rest (KID, which is stored unscaled, and unknown metrics) get SIGNIFICANT
 # significant digits. A std or CI is shown with the decimals of its mean.
-DECIMALS = {"bpd": 3, "bpd_iwae": 3, "bpd_ode": 3, "bpd_conditional": 3, "class_accuracy": 3, "fid_intra": 2, "fid": 2, "is": 2, "psnr": 2, "ssim": 3, "precision": 3, "recall": 3,
+DECIMALS = {"bpd": 3, "bpd_iwae": 3, "bpd_ode": 3, "bpd_ais": 3, "bpd_conditional": 3, "accuracy": 3,
+            "class_accuracy": 3, "fid_intra": 2, "fid": 2, "is": 2, "psnr": 2, "ssim": 3, "precision": 3, "recall": 3,
             "density": 3, "coverage": 3, **dict.fromkeys(SCORE_NAMES, 3)}
 SIGNIFICANT = 4
 REFERENCE_DESCRIPTIONS = {
@@ -87,6 +89,7 @@ class Cell:
     values: tuple[float, ...]
     best: bool
     bound: bool  # the value is a bound (estimator elbo/iwae), shown with "≤"
+    estimate: bool = False  # the value is an estimate that errs either way (estimator ais), shown with "≈"
 
 
 @dataclass(frozen=True)
@@ -292,9 +295,11 @@ def _row(records: pd.DataFrame, columns: list[Column], *, ci, n_boot, seed) -> R
         here = here.iloc[sorted(range(len(here)), key=lambda i: order[here["run_id"].iloc[i]])]
         values = [float(v) for v in here["value"] if math.isfinite(v)]
         mean, std, interval = aggregate(values, ci=ci, n_boot=n_boot, seed=seed)
-        bound = any(e in entries.BOUND_ESTIMATORS for e in here["estimator"] if isinstance(e, str))
+        named = [e for e in here["estimator"] if isinstance(e, str)]
+        bound = any(e in entries.BOUND_ESTIMATORS for e in named)
+        estimate = any(e in entries.ESTIMATE_ESTIMATORS for e in named)
         cells.append(Cell(mean=mean, std=std, count=len(values), ci=interval, values=tuple(values), best=False,
-                          bound=bound and mean is not None))
+                          bound=bound and mean is not None, estimate=estimate and mean is not None))
     return Row(label=first["row"], entry=first["entry"], kind=first["kind"], model=first["model"],
                preset=_none(first["preset"]), protocol=first["protocol"],
                protocol_version=int(first["protocol_version"]), tier=_none(first["tier"]), seeds=tuple(runs["seed"]),
@@ -405,6 +410,7 @@ class _Style:
     pm: str
     leq: str
     missing: str
+    approx: str = "≈"
 
 
 def _cell_text(cell: Cell, col: Column, seeds: int, s: _Style) -> str:
@@ -418,7 +424,7 @@ def _cell_text(cell: Cell, col: Column, seeds: int, s: _Style) -> str:
         text += f" [{format_number(col, cell.ci[0], like=cell.mean)}, {format_number(col, cell.ci[1], like=cell.mean)}]"
     if cell.count != seeds:
         text += f" ({cell.count} {'seed' if cell.count == 1 else 'seeds'})"
-    return f"{s.leq} {text}" if cell.bound else text
+    return f"{s.leq} {text}" if cell.bound else f"{s.approx} {text}" if cell.estimate else text
 
 
 def _legend(t: Table, s: _Style) -> str:
@@ -433,6 +439,9 @@ def _legend(t: Table, s: _Style) -> str:
     if any(c.bound for c in cells):
         parts.append(f"{s.leq}: upper bound on bits/dim (ELBO, IWAE, VLB, dequantized ODE, dequantized flows), the "
                      "exact value is at most this")
+    if any(c.estimate for c in cells):
+        parts.append(f"{s.approx}: an estimate, neither exact nor a bound (AIS: its log Z-hat is low in expectation, "
+                     "so the NLL errs low)")
     if any(c.mean is None for c in cells):
         parts.append(f"{s.missing}: not reported")
     return "; ".join(parts)
@@ -466,8 +475,8 @@ def _markdown(t: Table) -> str:
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "<": r"\textless{}", ">": r"\textgreater{}"}
-_LATEX_UNICODE = {"↓": r"$\downarrow$", "↑": r"$\uparrow$", "±": r"$\pm$", "≤": r"$\leq$", "·": r"$\cdot$",
-                  "–": "--", "—": "---"}
+_LATEX_UNICODE = {"↓": r"$\downarrow$", "↑": r"$\uparrow$", "±": r"$\pm$", "≤": r"$\leq$", "≈": r"$\approx$",
+                  "·": r"$\cdot$", "–": "--", "—": "---"}
 
 
 def _latex_escape(text: str) -> str:
@@ -475,7 +484,7 @@ def _latex_escape(text: str) -> str:
 
 
 _LATEX = _Style(escape=_latex_escape, bold=lambda x: rf"\textbf{{{x}}}", italic=lambda x: rf"\textit{{{x}}}",
-                pm=r"$\pm$", leq=r"$\leq$", missing="--")
+                pm=r"$\pm$", leq=r"$\leq$", missing="--", approx=r"$\approx$")
 
 
 def _latex(t: Table) -> str:

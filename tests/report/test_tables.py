@@ -100,6 +100,15 @@ def test_single_value_has_no_std_and_no_interval(tmp_path):
     assert tables.aggregate([]) == (None, None, None)
 
 
+def test_an_ais_estimate_is_marked_as_neither_exact_nor_a_bound(tmp_path):
+    t = only(build(tmp_path, make_result(model="igebm", metrics={"bpd_ais": bpd(4.125, estimator="ais")})))
+    cell = t.rows[0].cells[0]
+    assert cell.estimate and not cell.bound
+    md = tables.render([t], "md")
+    assert "| ≈ 4.125 |" in md and "≈: an estimate, neither exact nor a bound" in md
+    assert r"$\approx$ 4.125" in tables.render([t], "latex")
+
+
 def test_bootstrap_interval_matches_numpy_and_contains_the_mean(tmp_path):
     values = [3.1, 3.4, 3.2, 3.6, 3.3]
     t = only(build(tmp_path, *[make_result(seed=s, metrics={"bpd": bpd(v)}) for s, v in enumerate(values)],

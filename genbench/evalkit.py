@@ -1,0 +1,148 @@
+"""What the evaluation steps share: the Context they read and write, the Step record, and the primitives several
+step modules use (batches of the scored images, drawing samples, fidelity against the reference split, loading
+saved weights into a fresh model, the bits/dim record). genbench.evaluate lists the steps; the sample curves
+(genbench.curves) are steps like the others.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from genbench import GenbenchWarning, results
+from genbench.data import ImageData
+from genbench.files import load_state
+from genbench.metrics.likelihood import bits_per_dim
+from genbench.protocols import Protocol
+from genbench.registry import build_model
+from genbench.rundir import RunDir
+
+
+@dataclass
+class Context:
+    """What the steps share: the run, the loaded model, the scored images, and what earlier steps made."""
+
+    rd: RunDir
+    protocol: Protocol
+    model: torch.nn.Module
+    train: ImageData
+    held_out: ImageData
+    images: np.ndarray  # the evaluation split's scored images, uint8 (N, C, H, W)
+    device: torch.device
+    progress: bool
+    seed: int  # the run's seed (a fresh model for a snapshot is built with it)
+    metrics: dict[str, dict] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # result sections beside `metrics` (disentanglement, snapshots, ...)
+    files: dict[str, str] = field(default_factory=dict)
+    samples: np.ndarray | None = None  # the evaluation samples, uint8 (num_samples, C, H, W)
+    sample_labels: np.ndarray | None = None  # the classes they were drawn for (a class-conditional protocol)
+    sample_ips: float | None = None
+    _extractor: tuple | None = None
+    _reference: object | None = None
+
+    @property
+    def ev(self):
+        return self.protocol.evaluation
+
+    @property
+    def split(self) -> str:
+        return f"{self.held_out.dataset}:{self.held_out.split}"
+
+    def labels_for(self, n: int) -> dict:
+        """The `labels=` keyword of `sample` for the first n evaluation samples; {} for an unconditional model."""
+        if self.sample_labels is None:
+            return {}
+        return {"labels": torch.from_numpy(self.sample_labels[:n])}
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A generator seeded from the evaluation seed: each step draws from its own, so none moves another."""
+        return torch.Generator(self.device).manual_seed(self.ev.seed + offset)
+
+    def extractor(self):
+        """(spec, module) of the protocol's extractor, loaded once."""
+        if self._extractor is None:
+            from genbench import registry
+
+            spec = registry.EXTRACTORS[self.ev.extractor]
+            self._extractor = (spec, spec.load(device=self.device))
+        return self._extractor
+
+    def reference(self):
+        """The reference split's features through the extractor (cached on disk by genbench.reference)."""
+        if self._reference is None:
+            from genbench import reference
+
+            spec, module = self.extractor()
+            self._reference = reference.resolve(f"{self.protocol.dataset}:{self.ev.reference_split}",
+                                                extractor=spec, module=module, batch_size=self.ev.batch_size,
+                                                device=self.device, progress=self.progress)
+        return self._reference
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    applies: Callable[[type, Protocol], bool]  # on the model's class and the protocol: nothing is built
+    run: Callable[[Context], None]
+    writes: Callable[[type, Protocol], list[str]] = lambda model_class, protocol: []  # metric names
+
+
+def load_weights(protocol: Protocol, weights, image_shape, seed: int, device: torch.device) -> torch.nn.Module:
+    model = build_model(protocol, image_shape, seed).to(device)
+    model.load_state_dict(load_state(weights, map_location=device))
+    return model.eval()
+
+
+def batches(images: np.ndarray, batch_size: int, device, progress: bool, desc: str) -> Iterator[torch.Tensor]:
+    for i in tqdm(range(0, len(images), batch_size), desc=desc, disable=None if progress else True, leave=False):
+        yield torch.from_numpy(np.array(images[i:i + batch_size])).to(device)
+
+
+def dims(images: np.ndarray) -> int:
+    return int(np.prod(images.shape[1:]))
+
+
+def bpd_metric(nll: torch.Tensor, images: np.ndarray, *, split: str, estimator: str, **details) -> dict:
+    finite = torch.isfinite(nll)
+    if not finite.all():
+        bad = int((~finite).sum())
+        warnings.warn(f"{bad} of {len(nll)} images got a non-finite log-likelihood; bits/dim is not reported.",
+                      GenbenchWarning, stacklevel=2)
+        return results.metric(None, higher_is_better=False, n=len(nll), split=split, estimator=estimator,
+                              error=f"non-finite log-likelihood for {bad} images", **details)
+    bpd = bits_per_dim(nll, dims(images))
+    # nats per image beside bits/dim: the unit of the binarized-MNIST literature (NADE, MADE, PixelCNN)
+    return results.metric(float(bpd.mean()), higher_is_better=False, n=len(nll), split=split,
+                          estimator=estimator, unit="bits/dim",
+                          std_error=float(bpd.std() / len(bpd) ** 0.5) if len(bpd) > 1 else None,
+                          nats_per_image=float(nll.mean()), **details)
+
+
+@torch.no_grad()
+def draw(model, n: int, batch_size: int, generator: torch.Generator, *, labels: torch.Tensor | None = None,
+          **kw) -> torch.Tensor:
+    """n samples in batches; a class-conditional model draws sample i for labels[i]."""
+    parts, done = [], 0
+    while done < n:
+        size = min(n - done, batch_size)
+        given = {} if labels is None else {"labels": labels[done:done + size].to(generator.device)}
+        parts.append(model.sample(size, generator=generator, **given, **kw).cpu())
+        done += size
+    return torch.cat(parts)  # (n, C, H, W) uint8
+
+
+def fidelity(ctx: Context, samples: np.ndarray, metrics: tuple[str, ...]) -> dict[str, dict]:
+    """Fidelity metrics of `samples` against the reference split, exactly as `genbench score` computes them."""
+    from genbench.metrics.features import extract
+    from genbench.score import ScoreSettings, compare
+
+    spec, module = ctx.extractor()
+    ref = ctx.reference()
+    out = extract(module, samples, batch_size=ctx.ev.batch_size, device=ctx.device, progress=ctx.progress)
+    settings = ScoreSettings(metrics=metrics, extractor=spec.name, seed=ctx.ev.seed)
+    return compare(out, ref, spec=spec, module=module, settings=settings)
