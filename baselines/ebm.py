@@ -62,10 +62,12 @@ Conventions and decisions
   its step adds the cross-entropy of the labelled batch to the contrastive term. `JEM.classify` exposes the logits,
   so the evaluator scores test-split accuracy; the other variants do not classify.
 
-Checked in tests/baselines/test_ebm.py: the SGLD update against its closed form and its stationary variance on a
-quadratic energy; the contrastive loss's gradient against autograd on a linear energy; the buffer's re-
-initialization rate; JEM's energy as the logsumexp of its logits and its p(y | x) as their softmax; determinism and
-exact resume with the buffer.
+Checked in tests/baselines/test_ebm.py: the SGLD update against its closed form on a linear energy, its stationary
+variance on a quadratic one (both orders of noise and gradient), and its reduction to the unadjusted Langevin
+algorithm at sigma^2 = 2 lambda; the loss against energies computed apart and its gradient in the output bias in
+closed form; spectral norm on every layer but the output one; the buffer's re-initialization rate and its write-back;
+JEM's energy as minus the logsumexp of its logits and its cross-entropy; determinism. tests/test_ebm_run.py: exact
+resume after SIGKILL with the buffer in the checkpoint, and JEM's accuracy from the saved weights.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ class Config:
     width: int = 64                 # convnet: first layer's channels (doubling per down-sampling); resnet: the
     depth: int = 28                 # first stage's (then 2w, 4w); wrn: the widen factor k. wrn: depth 6n + 4
     activation: str = "leaky_relu"  # "leaky_relu" (0.2), "swish", "relu"
-    spectral_norm: bool = False     # on every conv / linear layer of the energy network
+    spectral_norm: bool = False     # on every layer of the energy network but the output one
     classes: int = 0                # JEM: the classifier's logits define E(x) = -logsumexp f(x); 0: a scalar energy
     box: str = "symmetric"          # "unit" [0, 1] or "symmetric" [-1, 1]
     dequantize: bool = False        # IGEBM: training pixels (v + u) / 256, u ~ U[0, 1), instead of v / 255

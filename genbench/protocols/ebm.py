@@ -11,7 +11,6 @@ importance sampling (`bpd_ais`, an estimate whose log Z-hat errs low, marked as 
 
 from __future__ import annotations
 
-
 from genbench.baselines import ebm
 from genbench.metrics import ais
 from genbench.optim import Optimizer, Schedule
