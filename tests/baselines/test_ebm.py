@@ -160,7 +160,6 @@ def test_chains_are_written_back_to_the_slots_they_came_from(monkeypatch):
 
 def test_the_buffer_is_training_state_outside_the_weights():
     model = tiny("igebm")
-    model.configure_optimizers(ebm.Optimizer("adam", lr=1e-4))
     assert model.train_state() == {}
     model.train_step(images(4), model.configure_optimizers(ebm.Optimizer("adam", lr=1e-4)))
     state = model.train_state()
