@@ -33,7 +33,7 @@ Provenance
 Checked in tests/metrics/test_ode.py: the solver on linear ODEs with closed-form solutions (dopri5, and the
 fixed-step methods' orders); the likelihood of Gaussian data under the VP and VE probability-flow ODEs with the
 analytic score equals the Gaussian's exact log-density (exact trace and Hutchinson in the mean); gradients
-through the solve against finite differences.
+through the solve against finite differences; RNODE's penalties against closed forms of linear fields.
 """
 
 from __future__ import annotations
@@ -143,19 +143,36 @@ def divergence(v: torch.Tensor, x: torch.Tensor, probes: list[torch.Tensor] | No
                create_graph: bool = False) -> torch.Tensor:
     """div_x v per row: the mean of e^T (dv/dx) e over the probes, or the exact trace when probes is None.
     With create_graph the result is differentiable (in the parameters v depends on, and in x)."""
+    return _jacobian_terms(v, x, probes, create_graph=create_graph, frobenius=False)[0]
+
+
+def divergence_and_frobenius(v: torch.Tensor, x: torch.Tensor, probes: list[torch.Tensor] | None, *,
+                             create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """div_x v and ||dv/dx||_F^2 / D per row (D = x[0].numel()), from the same vector-Jacobian products: with
+    probes, the mean of e^T (dv/dx) e and of |e^T dv/dx|^2 / D (both unbiased for unit-variance probes); with
+    probes None, both exact (one vector-Jacobian product per dimension)."""
+    return _jacobian_terms(v, x, probes, create_graph=create_graph, frobenius=True)
+
+
+def _jacobian_terms(v, x, probes, *, create_graph: bool, frobenius: bool):
     if probes:
-        total = 0.0
+        trace, norm = 0.0, 0.0
         for i, e in enumerate(probes):
             (vjp,) = torch.autograd.grad(v, x, e, retain_graph=create_graph or i + 1 < len(probes),
                                          create_graph=create_graph)
-            total = total + (vjp * e).flatten(1).sum(1)
-        return total / len(probes)
+            trace = trace + (vjp * e).flatten(1).sum(1)
+            if frobenius:
+                norm = norm + vjp.flatten(1).pow(2).mean(1)
+        return trace / len(probes), (norm / len(probes) if frobenius else None)
     flat_v = v.flatten(1)
     trace = torch.zeros(v.shape[0], dtype=v.dtype, device=v.device)
+    norm = torch.zeros_like(trace)
     for j in range(flat_v.shape[1]):
         (g,) = torch.autograd.grad(flat_v[:, j].sum(), x, retain_graph=True, create_graph=create_graph)
         trace = trace + g.flatten(1)[:, j]
-    return trace
+        if frobenius:
+            norm = norm + g.flatten(1).pow(2).sum(1)
+    return trace, (norm / flat_v.shape[1] if frobenius else None)
 
 
 @dataclass(frozen=True)
@@ -171,17 +188,22 @@ class Transport:
     delta: torch.Tensor  # int_{t0}^{t1} div v(x(t), t) dt per row (B,): log p_{t0}(x) = log p_{t1}(z) + delta
     nfe: int
     steps: int
+    kinetic: torch.Tensor | None = None  # with regularize: int 1/2 |v|^2 / D dt per row (B,)
+    frobenius: torch.Tensor | None = None  # with regularize: int ||dv/dx||_F^2 / D dt per row (B,), estimated
 
 
 def change_of_variables(drift: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, *,
                         t0: float = 0.0, t1: float = 1.0, probes: list[torch.Tensor] | None,
                         create_graph: bool = False, solver: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
-                        steps: int | None = None, max_steps: int = 10_000) -> Transport:
+                        steps: int | None = None, max_steps: int = 10_000, regularize: bool = False) -> Transport:
     """Solve dx/dt = drift(x, t) (t a (B,) tensor) from x at t0 to z at t1 together with the integral of its
     divergence (Chen et al. 2018, Theorem 1), one state (x flattened, delta) of shape (B, D + 1) whose RMS error
     the adaptive solver controls. `probes`: the Hutchinson vectors, fixed for the whole solve, or None for the
     exact trace. create_graph=False: every evaluation is detached (memory stays that of one evaluation);
-    create_graph=True: (z, delta) are differentiable through every step, for training (module docstring)."""
+    create_graph=True: (z, delta) are differentiable through every step, for training (module docstring).
+    regularize: also integrate RNODE's two penalties (Finlay et al. 2020, Eqs. 5 and 6, per dimension as their
+    code has them), the kinetic energy 1/2 |v|^2 / D and the Jacobian's squared Frobenius norm / D (from the
+    divergence's own vector-Jacobian products), two more state columns."""
     shape, d = x.shape, x[0].numel()
 
     def f(t: float, state: torch.Tensor) -> torch.Tensor:
@@ -190,14 +212,17 @@ def change_of_variables(drift: Callable[[torch.Tensor, torch.Tensor], torch.Tens
             if not (create_graph and xt.requires_grad):
                 xt = xt.detach().requires_grad_(True)
             v = drift(xt, torch.full((shape[0],), t, dtype=x.dtype, device=x.device))
-            div = divergence(v, xt, probes, create_graph=create_graph)
-        if create_graph:
-            return torch.cat([v.flatten(1), div[:, None]], 1)
-        return torch.cat([v.detach().flatten(1), div.detach()[:, None]], 1)
+            div, frob = _jacobian_terms(v, xt, probes, create_graph=create_graph, frobenius=regularize)
+        columns = [v.flatten(1), div[:, None]]
+        if regularize:
+            columns += [0.5 * v.flatten(1).pow(2).mean(1, keepdim=True), frob[:, None]]
+        out = torch.cat(columns, 1)
+        return out if create_graph else out.detach()
 
-    y0 = torch.cat([x.flatten(1), torch.zeros(shape[0], 1, dtype=x.dtype, device=x.device)], 1)
+    y0 = torch.cat([x.flatten(1), torch.zeros(shape[0], 3 if regularize else 1, dtype=x.dtype, device=x.device)], 1)
     sol = solve(f, y0, t0, t1, solver=solver, rtol=rtol, atol=atol, steps=steps, max_steps=max_steps)
-    return Transport(sol.y[:, :d].reshape(shape), sol.y[:, d], sol.nfe, sol.steps)
+    extra = dict(kinetic=sol.y[:, d + 1], frobenius=sol.y[:, d + 2]) if regularize else {}
+    return Transport(sol.y[:, :d].reshape(shape), sol.y[:, d], sol.nfe, sol.steps, **extra)
 
 
 def ode_log_prob(drift: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],

@@ -68,13 +68,23 @@ def test_optional_fields_are_hashed_only_once_set():
     in_model_configs = {"num_classes"}  # a model Config's optional field (pixelcnn.Config)
     in_schedules = {"milestones", "gamma"}  # genbench.optim.Schedule's
     assert in_schedules <= {f.name for f in dataclasses.fields(Schedule)}
-    assert OPTIONAL_FIELDS - in_model_configs - in_schedules <= set(declared)
+    assert OPTIONAL_FIELDS - in_model_configs - in_schedules - {"kinetic_energy", "jacobian_norm"} <= set(declared)
     assert in_model_configs <= {f.name for f in dataclasses.fields(pixelcnn.Config)}
     in_model_configs |= in_schedules  # neither is held by this protocol (its optimizer has no schedule)
     gated = registry.protocol("fashion-mnist/gated-pixelcnn/quick")
     assert gated.model_config.num_classes is None and "num_classes" not in gated.to_dict()["model_config"]
     conditioned = dataclasses.replace(gated, model_config=dataclasses.replace(gated.model_config, num_classes=10))
     assert conditioned.hash != gated.hash and conditioned.to_dict()["model_config"]["num_classes"] == 10
+    # FFJORD's RNODE penalty weights: absent from version 1 of its quick protocol, hashed in version 2
+    from genbench.baselines import ffjord
+
+    rnode = {"kinetic_energy", "jacobian_norm"}
+    assert rnode <= {f.name for f in dataclasses.fields(ffjord.Config)}
+    in_model_configs |= rnode
+    v1, v2 = (registry.protocol(f"fashion-mnist/ffjord/quick@{v}") for v in (1, 2))
+    assert not rnode & set(v1.to_dict()["model_config"]) and v2.to_dict()["model_config"]["kinetic_energy"] == 0.01
+    unpenalized = dataclasses.replace(v2, model_config=dataclasses.replace(v2.model_config, jacobian_norm=None))
+    assert unpenalized.hash != v2.hash
     plain = p.to_dict()
     for name in OPTIONAL_FIELDS - in_model_configs:
         holder = {"evaluation": p.evaluation, "protocol": p, "optimizer": p.optimizer}[declared[name]]

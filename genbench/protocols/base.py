@@ -57,11 +57,12 @@ class Evaluation:
 # Fields added to the dataclasses after the first protocols were published. While unset (None) they are left
 # out of `to_dict` and the hash, so adding an optional setting never changes the hash of a protocol that does
 # not use it; once set, they are hashed like any other field. (`schedule` belongs to genbench.optim.Optimizer,
-# `milestones` and `gamma` to its Schedule, `num_classes` to a class-conditional model's Config.)
+# `milestones` and `gamma` to its Schedule, `num_classes` to a class-conditional model's Config, `kinetic_energy`
+# and `jacobian_norm` to FFJORD's.)
 OPTIONAL_FIELDS = frozenset({"subset_seed", "disentanglement", "reconstruct_images", "modes", "snapshot_samples",
                              "snapshot_every", "schedule", "ode_images", "ode_batch_size", "sampler_steps",
                              "sampler_steps_samples", "temperatures", "temperature_samples", "num_classes",
-                             "milestones", "gamma", "ais"})
+                             "milestones", "gamma", "ais", "kinetic_energy", "jacobian_norm"})
 
 
 @dataclass(frozen=True)

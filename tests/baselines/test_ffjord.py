@@ -320,3 +320,33 @@ def test_the_recorded_details_name_the_evaluation_solver_and_trace():
         "atol": 1e-5, "trace": "hutchinson (rademacher, 1 probe per CNF solve)", "cnf_blocks": 10}
     smoke = ffjord.Model(ffjord.PRESETS["smoke"], (1, 8, 8))
     assert smoke.likelihood_details["solver"] == "rk4" and smoke.likelihood_details["steps"] == 2
+
+
+def test_rnode_penalties_of_constant_and_linear_fields_have_closed_forms():
+    """Two CNFs of one 3x3 convolution each (hidden = ()): a constant field v = T b (the bias alone) has kinetic
+    energy 1/2 T^2 b^2 per dimension and no Jacobian; a linear one v = T w x (the x channel's centre tap alone)
+    has ||J||_F^2 / D = T^2 w^2 and, as x(s) = x0 e^{T w s}, kinetic energy 1/2 (T w)^2 mean(x0^2)
+    (e^{2 T w} - 1) / (2 T w). The penalty weighs each by its lambda and sums the CNFs."""
+    shape = (1, 2, 2)
+    model = tiny(shape, blocks=2, hidden=(), time=1.3, kinetic_energy=0.2, jacobian_norm=0.05,
+                 solver="dopri5", steps=None, rtol=1e-10, atol=1e-10)
+    assert model.config.regularized and not tiny(shape).config.regularized
+    x = continuous(shape, n=2)
+    T = model.cnfs[0].end_time.item()
+    with torch.no_grad():
+        for cnf in model.cnfs:
+            cnf.net.layers[0].conv.weight.zero_()
+        model.cnfs[0].net.layers[0].conv.bias.fill_(0.7)                  # constant
+        model.cnfs[1].net.layers[0].conv.bias.zero_()
+        model.cnfs[1].net.layers[0].conv.weight[0, 1, 1, 1] = w = -0.4     # linear (input 0 is t)
+    _, _, _, penalty = model.flow_terms(x, training=False, probes=0, regularize=True)
+    x1 = x + T * 0.7                                                      # the second CNF starts here
+    a = T * w
+    kinetic = 0.5 * 0.49 * T ** 2 + 0.5 * a ** 2 * (x1 ** 2).flatten(1).mean(1) * math.expm1(2 * a) / (2 * a)
+    torch.testing.assert_close(penalty, 0.2 * kinetic + 0.05 * a ** 2, rtol=1e-8, atol=0)
+    # and train_step reports it, bits/dim-scaled as the reference's objective
+    opts = model.configure_optimizers(Optimizer("adam", lr=0.0))
+    out = model.train().train_step(images(shape, n=2), opts)
+    assert out["penalty_bpd"] > 0 and math.isfinite(out["loss"])
+    with pytest.raises(GenbenchError, match="kinetic_energy and jacobian_norm"):
+        ffjord.Config(kinetic_energy=-1.0)

@@ -1,6 +1,7 @@
 """genbench.metrics.ode: the Dormand-Prince solver on ODEs with closed-form solutions, the divergence against the
 autograd Jacobian, the probability-flow likelihood of Gaussian data against the exact Gaussian density, the
-fixed-step methods' orders, and gradients through the solve against finite differences.
+fixed-step methods' orders, gradients through the solve against finite differences, and RNODE's penalties (kinetic
+energy, Jacobian Frobenius norm) against the autograd Jacobian and a linear field's closed form.
 
 For Gaussian data x0 ~ N(m, Sigma), every p_t of the VP and VE SDEs is Gaussian, N(c(t) m, C(t)), with
 C(t) = abar(t) Sigma + (1 - abar(t)) I (VP, c = sqrt(abar)) or Sigma + (sigma(t)^2 - sigma_min^2) I (VE, c = 1).
@@ -17,7 +18,8 @@ import math
 import pytest
 import torch
 
-from genbench.metrics.ode import change_of_variables, divergence, dopri5, ode_log_prob, rademacher, solve
+from genbench.metrics.ode import (change_of_variables, divergence, divergence_and_frobenius, dopri5, ode_log_prob,
+                                  rademacher, solve)
 from genbench.noise import VESDE, VPSDE, probability_flow_drift
 
 F64 = torch.float64
@@ -289,6 +291,68 @@ def test_gradients_flow_through_the_solve_and_the_divergence(solver, trace):
     assert not detached.z.requires_grad and not detached.delta.requires_grad
     torch.testing.assert_close(detached.delta, out.delta.detach(), rtol=0, atol=1e-12)
 
+
+
+def test_frobenius_norm_is_that_of_the_jacobian():
+    """||dv/dx||_F^2 / D: exact from the row-by-row products; with all 2^3 Rademacher vectors the mean of
+    |e^T J|^2 / D is exact too (E e_i e_k = delta_ik); one probe gives |e^T J|^2 / D, and the divergence it
+    returns beside it is the plain divergence's."""
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(20), dtype=F64)
+    jac = [torch.autograd.functional.jacobian(lambda r: _field(r[None])[0], row) for row in x]
+    want = torch.stack([(j ** 2).sum() / 3 for j in jac])
+    xg = x.clone().requires_grad_(True)
+    trace, frob = divergence_and_frobenius(_field(xg), xg, None)
+    torch.testing.assert_close(frob, want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(trace, divergence(_field(xg), xg, None), rtol=0, atol=0)
+    probes = [torch.tensor(signs, dtype=F64).expand(5, 3) for signs in itertools.product([-1.0, 1.0], repeat=3)]
+    torch.testing.assert_close(divergence_and_frobenius(_field(xg), xg, probes)[1], want, rtol=1e-12, atol=1e-12)
+    e = rademacher((5, 3), generator=torch.Generator().manual_seed(21), dtype=F64)
+    want1 = torch.stack([(e[i] @ jac[i]).pow(2).sum() / 3 for i in range(5)])
+    torch.testing.assert_close(divergence_and_frobenius(_field(xg), xg, [e])[1], want1, rtol=1e-12, atol=1e-12)
+
+
+def test_rnode_penalties_of_a_linear_field_against_closed_forms():
+    """v = A x: x(t) = exp(tA) x0, so int_0^1 ||A||_F^2 / D dt = ||A||_F^2 / D and the kinetic energy
+    int_0^1 1/2 |A exp(tA) x0|^2 / D dt, here by Simpson's rule on 2,001 points of matrix_exp. The penalties ride
+    in extra state columns: with a fixed-step solver z and delta are bit-identical without them."""
+    A = torch.tensor(MATRICES["non-normal"], dtype=F64)
+    x0 = torch.tensor([[1.0, -0.5], [0.2, 2.0]], dtype=F64)
+    drift = lambda z, t: z @ A.T  # noqa: E731
+    out = change_of_variables(drift, x0, probes=None, rtol=1e-10, atol=1e-10, regularize=True)
+    torch.testing.assert_close(out.frobenius, torch.full((2,), float((A ** 2).sum() / 2), dtype=F64),
+                               rtol=1e-9, atol=0)
+    t = torch.linspace(0, 1, 2001, dtype=F64)
+    speed = torch.stack([0.5 * (x0 @ (A @ torch.linalg.matrix_exp(s * A)).T).pow(2).sum(1) / 2 for s in t])
+    weights = torch.ones(2001, dtype=F64)
+    weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
+    kinetic = (weights[:, None] * speed).sum(0) / (3 * 2000)
+    torch.testing.assert_close(out.kinetic, kinetic, rtol=1e-9, atol=0)
+    fixed = dict(solver="rk4", steps=6)
+    plain = change_of_variables(drift, x0, probes=None, **fixed)
+    both = change_of_variables(drift, x0, probes=None, regularize=True, **fixed)
+    assert plain.kinetic is None and plain.frobenius is None
+    torch.testing.assert_close(both.z, plain.z, rtol=0, atol=0)
+    torch.testing.assert_close(both.delta, plain.delta, rtol=0, atol=0)
+
+
+def test_gradients_flow_through_the_penalties():
+    """d/dW of the integrated penalties through RK4's steps against central differences (exact trace)."""
+    W = torch.randn(3, 3, generator=torch.Generator().manual_seed(22), dtype=F64).requires_grad_(True)
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(23), dtype=F64)
+
+    def penalty(W):
+        drift = lambda z, t: torch.tanh(z @ W) * (1 + t[:, None]) - 0.5 * z  # noqa: E731
+        out = change_of_variables(drift, x, probes=None, create_graph=True, solver="rk4", steps=5, regularize=True)
+        return out.kinetic.sum() + 0.3 * out.frobenius.sum()
+
+    (grad,) = torch.autograd.grad(penalty(W), W)
+    h, numeric = 1e-6, torch.zeros_like(W)
+    for i, j in itertools.product(range(3), range(3)):
+        Wp, Wm = W.detach().clone(), W.detach().clone()
+        Wp[i, j] += h
+        Wm[i, j] -= h
+        numeric[i, j] = (penalty(Wp) - penalty(Wm)).detach() / (2 * h)
+    torch.testing.assert_close(grad, numeric, rtol=1e-6, atol=1e-7)
 
 @pytest.mark.parametrize("solver", [dict(solver="rk4", steps=4), dict(solver="euler", steps=6)])
 def test_each_probe_is_fixed_over_the_solve(solver):
