@@ -292,7 +292,6 @@ def test_gradients_flow_through_the_solve_and_the_divergence(solver, trace):
     torch.testing.assert_close(detached.delta, out.delta.detach(), rtol=0, atol=1e-12)
 
 
-
 def test_frobenius_norm_is_that_of_the_jacobian():
     """||dv/dx||_F^2 / D: exact from the row-by-row products; with all 2^3 Rademacher vectors the mean of
     |e^T J|^2 / D is exact too (E e_i e_k = delta_ik); one probe gives |e^T J|^2 / D, and the divergence it
