@@ -373,6 +373,11 @@ class Model(nn.Module):
         out = [self._to_uint8(self.G(zc)) for zc in z.split(SAMPLE_CHUNK)]
         return torch.cat(out) if out else torch.empty(0, *self.image_shape, dtype=torch.uint8, device=self.device)
 
+    def decoder_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """G(z) on the [0, 1] pixel scale, differentiable: z (B, D) -> (B, C, H, W). The mean of the Gaussian
+        observation model N(x; G(z), sigma^2 I) under which decoder AIS scores a generator (Wu et al. 2017)."""
+        return (self.G(z) + 1.0) / 2.0
+
     def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Zhu et al. 2016 Sec. 3.1: z* = argmin_z ||G(z) - x||^2 by Adam from projection_starts random starts;
         x uint8 (B, C, H, W) -> z* (B, D) and G(z*) (B, C, H, W) on [-1, 1]."""

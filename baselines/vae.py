@@ -144,6 +144,15 @@ class Model(nn.Module):
         mean, log_scale = self.decoder_conv(h).chunk(2, dim=1)     # (B, C, H, W) each
         return mean, log_scale.clamp_min(LOG_SCALE_MIN)
 
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def decoder_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's location on the [0, 1] pixel scale, differentiable: z (B, D) -> (B, C, H, W). The mean of
+        the Gaussian observation model under which decoder AIS scores every decoder alike (genbench.annealing)."""
+        return (self.decoder_params(z)[0] + 1.0) / 2.0
+
     def log_px_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) in nats, (B,), for uint8 x (B, C, H, W) and z (B, D)."""
         mean, log_scale = self.decoder_params(z)

@@ -7,13 +7,14 @@ and the protocol names a subset for it, PSNR/SSIM where `reconstruct` exists (th
 projection), samples for every family, their sample quality and mode coverage where the protocol names an
 extractor, the curve over training where the protocol keeps snapshots, FID against the sampling temperature where
 the model samples at one (Glow) and the protocol names temperatures (the three curves are genbench.curves), test
-accuracy where the model classifies (JEM), bits/dim of an energy-based model's exp(-E) / Z where it declares `energy`
-and the protocol names AIS settings (log Z by annealed importance sampling, an estimate), disentanglement where the
-dataset has ground-truth factors, traversals where the model encodes and decodes. A class-conditional protocol
-(`Protocol.num_classes`) draws its samples for labels in the training split's class proportions, reports the
-exact marginal likelihood over the classes beside the conditional one, and scores the samples against the
-labels asked for. A new capability adds a step. The same tests tell `expected_metrics`, which a leaderboard
-checks submissions against, what a protocol writes.
+accuracy where the model classifies (JEM), the likelihoods estimated by annealed importance sampling
+(genbench.annealing): bits/dim of an energy-based model's exp(-E) / Z where it declares `energy` and the
+protocol names AIS settings, log p(x) of a decoder where it declares `decoder_mean` and the protocol names
+decoder AIS settings; disentanglement where the dataset has ground-truth factors, traversals where the model
+encodes and decodes. A class-conditional protocol (`Protocol.num_classes`) draws its samples for labels in the
+training split's class proportions, reports the exact marginal likelihood over the classes beside the
+conditional one, and scores the samples against the labels asked for. A new capability adds a step. The same
+tests tell `expected_metrics`, which a leaderboard checks submissions against, what a protocol writes.
 
 Beside the metrics, as a reference, the exact bits/dim of the independent-pixel histogram model fitted on the
 training split.
@@ -30,7 +31,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from genbench import GenbenchError, curves, results
+from genbench import GenbenchError, annealing, curves, results
 from genbench.data import ImageData
 from genbench.device import device_description, synchronize
 from genbench.evalkit import Context, Step, batches, bpd_metric, dims, draw, fidelity, load_weights
@@ -304,7 +305,7 @@ def _class_conditional_names(model_class, protocol) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# A model that classifies (JEM's p(y | x)); the likelihood of an energy-based model by AIS
+# A model that classifies (JEM's p(y | x))
 
 @torch.no_grad()
 def _classification(ctx: Context) -> None:
@@ -320,39 +321,6 @@ def _classification(ctx: Context) -> None:
     ctx.metrics["accuracy"] = results.metric(accuracy, higher_is_better=True, n=len(labels), split=ctx.split,
                                              std_error=float(np.sqrt(accuracy * (1 - accuracy) / len(labels))),
                                              classifier="the model's p(y | x)")
-
-
-def _has_ais(model_class, protocol) -> bool:
-    return hasattr(model_class, "energy") and protocol.evaluation.ais is not None
-
-
-def _ais_likelihood(ctx: Context) -> None:
-    """Bits/dim of the scored images under p(x) = exp(-E(x)) / Z on the model's box, log Z by AIS from the uniform
-    base on the box (genbench.metrics.ais.log_normalizer), each image uniformly dequantized once: y = (v + u) / 256
-    on [0, 1]^D, x = lo + (hi - lo) y, log P(v) ~ -E(x) - log Z + D log(hi - lo) - D log 256. An estimate, not a
-    bound: AIS's log Z-hat is low in expectation (the NLL errs low), the single dequantization draw makes it an
-    upper bound for an exact log Z (the NLL errs high)."""
-    from genbench.metrics import ais
-
-    model, ev = ctx.model, ctx.ev
-    lo, hi = model.box
-    d = dims(ctx.images)
-    log_z = ais.log_normalizer(model.energy, shape=model.image_shape, bounds=(lo, hi), settings=ev.ais,
-                               generator=ctx.generator(5), device=ctx.device, progress=ctx.progress)
-    g, nll = ctx.generator(6), []
-    with torch.no_grad():
-        for v in batches(ctx.images, ev.batch_size, ctx.device, ctx.progress, "energies"):
-            u = torch.rand(v.shape, generator=g, device=ctx.device)
-            x = lo + (hi - lo) * (v.float() + u) / 256.0
-            log_p = -model.energy(x).double() - log_z["log_z"] + d * (np.log(hi - lo) - np.log(256.0))
-            nll.append(-log_p.cpu())
-    details = {k: log_z[k] for k in ("chains", "ess", "acceptance", "settings")}
-    ctx.metrics["bpd_ais"] = bpd_metric(
-        torch.cat(nll), ctx.images, split=ctx.split, estimator="ais", log_z=log_z["log_z"],
-        log_z_std_error=log_z["std_error"], **details, density=f"exp(-E(x)) / Z on the box [{lo:g}, {hi:g}]^D",
-        dequantization="uniform, one draw per image",
-        direction=f"{log_z['direction']}; the one dequantization draw errs the other way (Jensen): an estimate, "
-                  "not a bound")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -418,7 +386,9 @@ STEPS: tuple[Step, ...] = (
     Step("temperatures", lambda m, p: bool(p.evaluation.temperatures and p.evaluation.extractor)
          and curves.takes_temperature(m, p), curves.temperature_curve),
     Step("classification", lambda m, p: hasattr(m, "classify"), _classification, lambda m, p: ["accuracy"]),
-    Step("AIS likelihood", _has_ais, _ais_likelihood, lambda m, p: ["bpd_ais"]),
+    Step("AIS likelihood", annealing.has_energy_ais, annealing.energy_likelihood, lambda m, p: ["bpd_ais"]),
+    Step("decoder AIS likelihood", annealing.has_decoder_ais, annealing.decoder_likelihood,
+         annealing.decoder_metric_names),
     Step("disentanglement", lambda m, p: p.evaluation.disentanglement is not None, _disentanglement,
          _disentanglement_names),
     Step("traversals", lambda m, p: all(hasattr(m, name) for name in ("posterior", "encode", "decode")),

@@ -210,9 +210,14 @@ def _register_builtins() -> None:
         MetricInfo("fid_intra", "intra-FID: the mean over classes of each class's FID against that class's "
                    "reference images", False, "", "genbench.metrics.conditional",
                    "class-conditional samples + extractor"),
-        MetricInfo("bpd_ais", "bits/dim of an energy-based model's exp(-E) / Z on uniformly dequantized held-out "
-                   "images, log Z by annealed importance sampling (an estimate: log Z-hat errs low)", False,
-                   "bits/dim", "genbench.metrics.ais", "energy + protocol AIS settings"),
+        MetricInfo("bpd_ais", "bits/dim by annealed importance sampling: an energy-based model's exp(-E) / Z on "
+                   "uniformly dequantized held-out images (an estimate: log Z-hat errs low, so the NLL errs low), or "
+                   "a decoder's own p(x) by AIS over its latent (the NLL errs high)", False, "bits/dim",
+                   "genbench.metrics.ais", "energy or log_px_z + protocol AIS settings"),
+        MetricInfo("log_px_gauss_ais", "log p(x) of held-out images under a decoder (VAE decoder, GAN generator) with "
+                   "Gaussian observation noise of a stated sigma on [0, 1] pixels, nats per image, by AIS over the "
+                   "latent (a stochastic lower bound; BDMC on simulated images beside it)", True, "nats/image",
+                   "genbench.metrics.ais", "decoder_mean + protocol decoder AIS settings"),
         MetricInfo("accuracy", "classification accuracy of the model's own p(y | x) on the held-out images (JEM)", True,
                    "", "genbench.evaluate", "classify"),
         MetricInfo("psnr", "peak signal-to-noise ratio of reconstructions of held-out images (data range 255)",

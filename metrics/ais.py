@@ -32,6 +32,10 @@ Provenance
   extra forward chains per group with the online rule and gives every estimate chain their geometric-mean
   step size at each transition: the estimate chains' kernels are then fixed independently of them and every
   guarantee above holds exactly. adapt="none" keeps `step_size` throughout.
+- Per-image base (`GaussianBase`): any normalized base with the target's support keeps E[w] = Z, so a
+  decoder's AIS may start from an amortized posterior q(z | x) (a VAE's encoder) instead of the prior; the path
+  is then far shorter. With one intermediate distribution (T = 1) the estimate is exactly IWAE with k = chains
+  (Burda et al. 2016), which the tests check to 1e-10.
 - Error bars: the delta method, SE(log mean w) ~ std(w) / (sqrt(n) mean w), from the sample standard
   deviation of the weights (first order, and itself noisy when the weights are heavy-tailed); effective
   sample size (sum w)^2 / sum w^2 (Kish).
@@ -95,6 +99,24 @@ class Settings:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "step_range": list(self.step_range)}
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """What a protocol fixes for the AIS log-likelihood of a decoder-based model (Wu et al. 2017), evaluated by
+    genbench.annealing: the first `images` scored images, `simulated` images drawn from the model for BDMC, and
+    for a model with an encoder, IWAE with `iwae_k` samples on the same images beside the AIS figure."""
+    sigma: float = 0.1            # std of the Gaussian observation noise on pixels scaled to [0, 1]
+    images: int = 8
+    simulated: int = 4            # 0: no BDMC
+    iwae_k: int = 0               # 0: no IWAE beside it
+    settings: Settings = Settings()
+
+    def __post_init__(self):
+        if not self.sigma > 0:
+            raise GenbenchError(f"decoder AIS needs a positive observation sigma, got {self.sigma!r}")
+        if self.images < 1 or self.simulated < 0 or self.iwae_k < 0:
+            raise GenbenchError("decoder AIS needs images >= 1, simulated >= 0 and iwae_k >= 0")
 
 
 def schedule(steps: int, kind: str = "sigmoid", *, sharpness: float = 4.0) -> torch.Tensor:
@@ -274,8 +296,58 @@ def reverse_ais(*, target_sample: torch.Tensor, base_log_prob: LogProb, target_l
                    desc="reverse ais")
 
 
+# ------------------------------------------------------------------------------------------ densities
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) summed over all but the first dimension: (n, ...) -> (n,)."""
+    return -0.5 * (z.pow(2) + LOG_2PI).flatten(1).sum(1)
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, sigma: float) -> torch.Tensor:
+    """log N(x; mean, sigma^2 I) summed over all but the first dimension: (n, ...) -> (n,)."""
+    return -0.5 * (((x - mean) / sigma).pow(2) + LOG_2PI + 2 * math.log(sigma)).flatten(1).sum(1)
+
+
+@dataclass(frozen=True)
+class GaussianBase:
+    """One diagonal Gaussian per image, N(mean_i, diag exp(log_var_i)), mean and log_var (m, D): the base of a
+    decoder's AIS from an amortized posterior. Chains are image-major (chain j of image i is row i * c + j), as
+    log_marginal lays them out; the noise is drawn as (c, m, D), the layout of
+    genbench.metrics.likelihood.gaussian_latent_bound, so one generator state gives both the same draws."""
+
+    mean: torch.Tensor
+    log_var: torch.Tensor
+
+    def __post_init__(self):
+        if self.mean.ndim != 2 or self.mean.shape != self.log_var.shape:
+            raise GenbenchError(f"GaussianBase needs mean and log_var of one shape (images, latent dims), got "
+                                f"{tuple(self.mean.shape)} and {tuple(self.log_var.shape)}")
+
+    def _per_chain(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        m = self.mean.shape[0]
+        if n % m:
+            raise GenbenchError(f"GaussianBase of {m} images cannot lay out {n} chains image-major")
+        c = n // m
+        return self.mean.repeat_interleave(c, 0), self.log_var.repeat_interleave(c, 0)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        m, d = self.mean.shape
+        mean, log_var = self._per_chain(n)
+        eps = torch.randn((n // m, m, d), generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        return mean + (0.5 * log_var).exp() * eps.transpose(0, 1).reshape(n, d)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        mean, log_var = self._per_chain(z.shape[0])
+        return -0.5 * ((z - mean).pow(2) / log_var.exp() + log_var + LOG_2PI).sum(1)
+
+
 # ------------------------------------------------------------------------------------------ estimates
 
+LOG_P_DIRECTION = ("p-hat is unbiased (E[p-hat] = p(x)), so log p-hat is low in expectation (Jensen): a "
+                   "stochastic lower bound on log p(x); the NLL errs high")
 LOG_Z_DIRECTION = ("log Z-hat is low in expectation (Jensen: E[Z-hat] = Z, so E[log Z-hat] <= log Z), so a "
                    "log-likelihood -E(x) - log Z-hat from it errs high / NLL errs low")
 
@@ -304,12 +376,15 @@ def log_normalizer(energy: Callable[[torch.Tensor], torch.Tensor], *, shape, bou
 
 def log_marginal(decoder_log_prob: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], prior_sample: Sampler,
                  prior_log_prob: LogProb, x: torch.Tensor, settings: Settings,
-                 generator: torch.Generator | None = None, *, posterior_sample: torch.Tensor | None = None,
-                 step_sizes: torch.Tensor | None = None, progress: bool = False) -> dict:
+                 generator: torch.Generator | None = None, *, base: GaussianBase | None = None,
+                 posterior_sample: torch.Tensor | None = None, step_sizes: torch.Tensor | None = None,
+                 progress: bool = False) -> dict:
     """Per-image log p(x) = log of the integral of p(x | z) p(z) dz (Wu et al. 2017), with settings.chains
     chains per image run as one batch of m * chains, image-major, from the prior as base (so
     log f_beta = log p(z) + beta log p(x | z)). decoder_log_prob(x_rep, z) -> (m * c,) for images repeated to
-    match z; prior_sample(n, generator) -> (n, ...); prior_log_prob(z) -> (n,).
+    match z; prior_sample(n, generator) -> (n, ...); prior_log_prob(z) -> (n,). With `base` (one distribution
+    per image, e.g. a VAE's q(z | x)) the chains start from it instead, log f_beta = (1 - beta) log q(z | x) +
+    beta (log p(z) + log p(x | z)): still unbiased for p(x), and at steps = 1 exactly IWAE with k = chains.
 
     Forward (default): p-hat is unbiased, so log p-hat is a stochastic LOWER bound (NLL errs high).
     With posterior_sample (m, ...), exact posterior draws (the z that generated each simulated x), runs
@@ -317,6 +392,9 @@ def log_marginal(decoder_log_prob: Callable[[torch.Tensor, torch.Tensor], torch.
     Returns log_p and std_error, (m,) float64, bound "lower" | "upper", acceptance, and step_sizes
     (pass a forward run's to the reverse run so both use one schedule)."""
     m, repeated = x.shape[0], {}
+    if base is not None and base.mean.shape[0] != m:
+        raise GenbenchError(f"the AIS base must hold one distribution per image ({m}), got {base.mean.shape[0]}")
+    base_sample, base_log_prob = (prior_sample, prior_log_prob) if base is None else (base.sample, base.log_prob)
 
     def target(z):
         c = z.shape[0] // m
@@ -324,16 +402,16 @@ def log_marginal(decoder_log_prob: Callable[[torch.Tensor, torch.Tensor], torch.
             repeated[c] = x.repeat_interleave(c, dim=0)
         return prior_log_prob(z) + decoder_log_prob(repeated[c], z)
 
-    common = dict(base_log_prob=prior_log_prob, target_log_prob=target, settings=settings, groups=m,
+    common = dict(base_log_prob=base_log_prob, target_log_prob=target, settings=settings, groups=m,
                   generator=_generator(settings, generator, x.device), step_sizes=step_sizes, progress=progress)
     if posterior_sample is None:
-        run = ais(base_sample=prior_sample, n=m * settings.chains, **common)
+        run = ais(base_sample=base_sample, n=m * settings.chains, **common)
     else:
         if posterior_sample.shape[0] != m:
             raise GenbenchError(f"posterior_sample must hold one exact draw per image ({m}), "
                                 f"got {posterior_sample.shape[0]}")
         run = reverse_ais(target_sample=posterior_sample.repeat_interleave(settings.chains, dim=0),
-                          base_sample=prior_sample, **common)
+                          base_sample=base_sample, **common)
     return {"log_p": run.log_z(groups=m), "std_error": run.std_error(groups=m),
             "bound": "lower" if run.direction == "forward" else "upper", "acceptance": run.acceptance,
             "step_sizes": run.step_sizes}

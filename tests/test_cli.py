@@ -37,7 +37,7 @@ def test_dry_run_prints_the_resolved_protocol():
     p = registry.protocol("fashion-mnist/vae/quick")
     assert resolved["protocol"] == p.ref and resolved["hash"] == p.hash
     assert resolved["model_config"]["class"] == "genbench.baselines.vae.Config"
-    assert resolved["run_dir"] == "runs/fashion-mnist-vae-quick-v3-seed0"
+    assert resolved["run_dir"] == "runs/fashion-mnist-vae-quick-v4-seed0"
     default = json.loads(invoke("run", "--model", "vae", "--dataset", "fashion-mnist", "--dry-run").output)
     assert default["tier"] == "standard"
 

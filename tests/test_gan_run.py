@@ -2,6 +2,7 @@
 snapshots scored after training, latent projection, mode coverage, and what a board expects of the result."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -51,6 +52,13 @@ def test_the_result_holds_what_the_protocol_promises(reference):
     assert m["psnr"]["n"] == 20 and m["psnr"]["method"].startswith("latent projection")
     assert 1 <= m["classes_covered[lenet-fashion-mnist]"]["value"] <= 10
     assert m["class_kl[lenet-fashion-mnist]"]["value"] >= 0
+    # version 2: log p(x) by AIS over the latent from the prior, under N(x; G(z), 0.1^2 I), with BDMC; at most
+    # the Gaussian's peak density per pixel, and the smoke's 10-step sandwich is wide but the right way round
+    gauss = m["log_px_gauss_ais"]
+    assert gauss["n"] == 4 and gauss["sigma"] == 0.1 and gauss["base"] == "prior N(0, I)"
+    assert gauss["value"] < 784 * (-math.log(0.1) - 0.5 * math.log(2 * math.pi))
+    assert gauss["bdmc"]["images"] == 2 and gauss["bdmc"]["upper"] > gauss["bdmc"]["lower"]
+    assert gauss["settings"]["steps"] == 10 and "lower bound" in gauss["direction"]
     curve = result["snapshots"]
     assert [p["step"] for p in curve["curve"]] == [6, 12] and curve["n"] == 200
     assert curve["metrics"] == ["fid[lenet-fashion-mnist]"]

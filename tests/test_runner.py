@@ -165,10 +165,17 @@ def test_fashion_mnist_smoke_reports_sample_quality_through_the_domain_extractor
     covered = m["classes_covered[lenet-fashion-mnist]"]
     assert 1 <= covered["value"] <= 10 and sum(covered["histogram"]) == 200
     assert covered["reference"] == "fashion-mnist:train"
-    # version 3 only adds mode coverage: every number version 2 makes is the same
+    # version 4 adds log p(x) by AIS from the encoder: under the model's own decoder beside IWAE on the same
+    # images (both lower bounds; 10 AIS steps of 2 chains against k = 50), and under the Gaussian observation model
+    own, gauss = m["bpd_ais"], m["log_px_gauss_ais"]
+    assert own["n"] == 4 and own["base"] == "encoder q(z | x)" and own["iwae_same_images"]["k"] == 50
+    assert abs(own["value"] - own["iwae_same_images"]["value"]) < 0.2, own
+    assert gauss["base"] == own["base"] and gauss["bdmc"]["upper"] > gauss["bdmc"]["lower"]
+    # versions 3 and 4 only add mode coverage and the AIS estimates: every number version 2 makes is the same
     v2 = run(registry.PROTOCOLS["fashion-mnist/vae/smoke@2"], RunOptions(out=tmp_path / "v2", progress=False,
                                                                           download=False), echo=quiet)
-    assert v2["metrics"] == {k: v for k, v in m.items() if not k.startswith(("classes_covered", "class_kl"))}
+    added = ("classes_covered", "class_kl", "bpd_ais", "log_px_gauss_ais")
+    assert v2["metrics"] == {k: v for k, v in m.items() if not k.startswith(added)}
 
 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):

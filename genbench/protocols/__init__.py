@@ -4,10 +4,11 @@
     registry.protocol("fashion-mnist/vae/quick")      # the current version, by name
 
 The dataclasses and their hash are in `base`; each family's protocols are a module of their own
-(`vae`, `disentanglement`, `gan`, `diffusion`, `autoregressive`, `flows`, `ebm`), joined here in a fixed order.
+(`vae`, `disentanglement`, `gan`, `diffusion`, `autoregressive`, `flows`, `ebm`), joined here in a fixed order;
+`decoder_ais` holds the AIS settings the decoder families share.
 """
 
-from genbench.protocols import autoregressive, diffusion, disentanglement, ebm, flows, gan, vae
+from genbench.protocols import autoregressive, decoder_ais, diffusion, disentanglement, ebm, flows, gan, vae
 from genbench.protocols.base import OPTIONAL_FIELDS, TIERS, Evaluation, Protocol
 
 BUILTIN: tuple[Protocol, ...] = (*vae.PROTOCOLS, *disentanglement.PROTOCOLS, *gan.PROTOCOLS, *diffusion.PROTOCOLS,

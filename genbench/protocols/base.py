@@ -52,6 +52,7 @@ class Evaluation:
     temperatures: tuple[float, ...] | None = None  # FID against sampling temperature (a sample() that takes one)
     temperature_samples: int | None = None  # samples per point of that curve; None: num_samples
     ais: Any = None  # genbench.metrics.ais.Settings: the AIS log-likelihood estimate of an energy-based model
+    decoder_ais: Any = None  # genbench.metrics.ais.Decoder: log p(x) of a decoder by AIS over its latent
 
 
 # Fields added to the dataclasses after the first protocols were published. While unset (None) they are left
@@ -62,7 +63,8 @@ class Evaluation:
 OPTIONAL_FIELDS = frozenset({"subset_seed", "disentanglement", "reconstruct_images", "modes", "snapshot_samples",
                              "snapshot_every", "schedule", "ode_images", "ode_batch_size", "sampler_steps",
                              "sampler_steps_samples", "temperatures", "temperature_samples", "num_classes",
-                             "milestones", "gamma", "ais", "kinetic_energy", "jacobian_norm"})
+                             "milestones", "gamma", "ais", "kinetic_energy", "jacobian_norm",
+                             "decoder_ais"})
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import dataclasses
 
 from genbench.baselines import vae
 from genbench.optim import Optimizer
+from genbench.protocols import decoder_ais
 from genbench.protocols.base import Evaluation, Protocol
 
 # Standard tier: Adam at 1e-3 with batch 128 as in Kingma & Ba 2015 / Kingma & Welling 2014's
@@ -57,6 +58,12 @@ _FASHION_V2 = (
 _FASHION_V3 = tuple(dataclasses.replace(p, version=3, evaluation=dataclasses.replace(p.evaluation, modes="classes"))
                     for p in _FASHION_V2)
 
+# Version 4 adds log p(x) by AIS over the latent (genbench.annealing): under the decoder's own discretized
+# logistic as bpd_ais, with IWAE on the same images beside it, and under the Gaussian observation model every
+# decoder family shares as log_px_gauss_ais (genbench/protocols/decoder_ais.py); training is unchanged.
+_FASHION_V4 = tuple(dataclasses.replace(p, version=4, evaluation=dataclasses.replace(
+    p.evaluation, decoder_ais=decoder_ais.BY_TIER[p.tier])) for p in _FASHION_V3)
+
 
 PROTOCOLS: tuple[Protocol, ...] = (
     _vae("digits", "smoke", 2, "smoke", steps=40, batch_size=32, evaluation=_SMOKE_EVAL,
@@ -65,6 +72,7 @@ PROTOCOLS: tuple[Protocol, ...] = (
          evaluation=Evaluation(iwae_k=100, iwae_images=297)),
     *_FASHION_V2,
     *_FASHION_V3,
+    *_FASHION_V4,
     _vae("mnist", "quick", 2, **_QUICK, evaluation=Evaluation(iwae_k=100, iwae_images=1000)),
     _vae("mnist", "standard", 2, "standard", steps=100_000, batch_size=128,
          evaluation=dataclasses.replace(_STANDARD_EVAL, extractor=None, num_samples=10_000),

@@ -61,10 +61,12 @@ COSTS = {"train_seconds": "training time", "parameters": "parameters"}
 _NAMES = {"fid": "FID", "kid": "KID", "is": "IS", "precision": "Precision", "recall": "Recall",
           "density": "Density", "coverage": "Coverage", "classes_covered": "Classes covered", "class_kl": "Class KL",
           "modes_covered": "Modes covered", "mode_kl": "Mode KL", "bpd": "NLL", "bpd_iwae": "NLL, IWAE bound",
-          "bpd_ode": "NLL, probability-flow ODE", "bpd_ais": "NLL, AIS estimate", "accuracy": "Test accuracy",
+          "bpd_ode": "NLL, probability-flow ODE", "bpd_ais": "NLL, AIS estimate",
+          "log_px_gauss_ais": "log p(x), Gaussian decoder, AIS", "accuracy": "Test accuracy",
           "bpd_conditional": "NLL given the class", "class_accuracy": "Class accuracy", "fid_intra": "Intra-FID",
           "psnr": "PSNR", "ssim": "SSIM", "independent_pixel_bpd": "NLL of independent pixels", **SCORE_NAMES}
 _UNITS = {"bpd": "bits/dim", "bpd_iwae": "bits/dim", "bpd_ode": "bits/dim", "bpd_ais": "bits/dim",
+          "log_px_gauss_ais": "nats/image",
           "bpd_conditional": "bits/dim", "psnr": "dB", "independent_pixel_bpd": "bits/dim", "class_kl": "nats",
           "mode_kl": "nats"}
 

@@ -38,10 +38,11 @@ FORMATS = ("md", "csv", "latex", "html")
 _FORMAT_ALIASES = {"markdown": "md", "tex": "latex"}
 
 # Column order: likelihood, reconstruction, sample quality, mode coverage, then any other metric alphabetically.
-METRIC_ORDER = ("bpd", "bpd_iwae", "bpd_ode", "bpd_ais", "bpd_conditional", "accuracy", "psnr", "ssim", "fid", "kid",
-                "is", "precision", "recall", "density", "coverage", "classes_covered", "class_kl", "modes_covered",
-                "mode_kl", "class_accuracy", "fid_intra", *SCORE_NAMES)
+METRIC_ORDER = ("bpd", "bpd_iwae", "bpd_ode", "bpd_ais", "log_px_gauss_ais", "bpd_conditional", "accuracy", "psnr",
+                "ssim", "fid", "kid", "is", "precision", "recall", "density", "coverage", "classes_covered",
+                "class_kl", "modes_covered", "mode_kl", "class_accuracy", "fid_intra", *SCORE_NAMES)
 DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "bpd_ode": "bits/dim ODE", "bpd_ais": "bits/dim AIS",
+           "log_px_gauss_ais": "log p(x) Gaussian AIS",
            "bpd_conditional": "bits/dim given class", "accuracy": "Test accuracy", "class_accuracy": "Class accuracy",
            "fid_intra": "Intra-FID", "psnr": "PSNR", "ssim": "SSIM", "fid": "FID",
            "kid": "KID", "is": "IS", "precision": "Precision", "recall": "Recall", "density": "Density",
@@ -52,9 +53,9 @@ DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "bpd_ode": "bits/dim 
 COUNTS = frozenset({"classes_covered", "modes_covered"})
 # Decimals shown per metric; the rest (KID, which is stored unscaled, and unknown metrics) get SIGNIFICANT
 # significant digits. A std or CI is shown with the decimals of its mean.
-DECIMALS = {"bpd": 3, "bpd_iwae": 3, "bpd_ode": 3, "bpd_ais": 3, "bpd_conditional": 3, "accuracy": 3,
-            "class_accuracy": 3, "fid_intra": 2, "fid": 2, "is": 2, "psnr": 2, "ssim": 3, "precision": 3, "recall": 3,
-            "density": 3, "coverage": 3, **dict.fromkeys(SCORE_NAMES, 3)}
+DECIMALS = {"bpd": 3, "bpd_iwae": 3, "bpd_ode": 3, "bpd_ais": 3, "log_px_gauss_ais": 1, "bpd_conditional": 3,
+            "accuracy": 3, "class_accuracy": 3, "fid_intra": 2, "fid": 2, "is": 2, "psnr": 2, "ssim": 3,
+            "precision": 3, "recall": 3, "density": 3, "coverage": 3, **dict.fromkeys(SCORE_NAMES, 3)}
 SIGNIFICANT = 4
 REFERENCE_DESCRIPTIONS = {
     "independent pixels": "each pixel an independent categorical distribution fitted on the training split; "

@@ -45,6 +45,11 @@ def training_result(protocol="digits/vae/smoke", *, seed=0, bpd=2.0, weights=b""
         common = {"n": ev.num_samples, "reference": f"{p.dataset}:train", "extractor": ev.extractor}
         metrics[f"classes_covered[{ev.extractor}]"] = R.metric(10, higher_is_better=True, **common)
         metrics[f"class_kl[{ev.extractor}]"] = R.metric(0.01, higher_is_better=False, unit="nats", **common)
+    if ev.decoder_ais:
+        metrics["bpd_ais"] = R.metric(bpd - 0.1, higher_is_better=False, n=ev.decoder_ais.images, split=split,
+                                      estimator="ais", unit="bits/dim")
+        metrics["log_px_gauss_ais"] = R.metric(-800.0, higher_is_better=True, n=ev.decoder_ais.images, split=split,
+                                               estimator="ais", unit="nats/image", sigma=ev.decoder_ais.sigma)
     return {
         "schema": R.SCHEMA, "kind": "training run",
         "run_id": f"{p.dataset}-vae-{p.tier}-s{seed}-{hashlib.sha256(weights).hexdigest()[:8]}",
@@ -145,7 +150,7 @@ def test_build_writes_readme_index_and_plots(board):
     assert '"src":"plots/digits--bpd.png"' in html and "file://" not in html and str(board) not in html
     data = json.loads(_json_block(html))
     assert [t["dataset"] for t in data["tables"]] == data["datasets"] == ["digits", "fashion-mnist"]
-    assert data["protocols"] == ["digits/vae/quick@2", "digits/vae/smoke@2", "fashion-mnist/vae/smoke@3",
+    assert data["protocols"] == ["digits/vae/quick@2", "digits/vae/smoke@2", "fashion-mnist/vae/smoke@4",
                                  "score/lenet-fashion-mnist@1"]
 
 
@@ -259,7 +264,7 @@ CASES = {
                                 "recall[lenet-fashion-mnist] missing"),
     "fidelity metric of another sample count": (FASHION, _set("metrics.fid[lenet-fashion-mnist].n", 10), "metrics",
                                                 ("metrics.fid[lenet-fashion-mnist].n is 10, but "
-                                                 "fashion-mnist/vae/smoke@3 evaluates with n 200")),
+                                                 "fashion-mnist/vae/smoke@4 evaluates with n 200")),
     "run_id not a folder name": (None, _set("run_id", "../../etc"), "run_id", "cannot name a board folder"),
 }
 
@@ -335,18 +340,19 @@ def test_submit_rejects_a_samples_png_that_is_not_one(tmp_path):
 
 
 def test_the_same_weights_under_a_later_protocol_version_are_a_row_of_their_own(tmp_path):
-    """fashion-mnist/vae/smoke@3 evaluates the weights of @2 with mode coverage added: a board that holds the
-    @2 result (submitted while @2 was current) takes the @3 one beside it, and still refuses it twice."""
+    """fashion-mnist/vae/smoke@4 evaluates the weights of @2 with mode coverage and AIS added: a board that holds
+    the @2 result (submitted while @2 was current) takes the @4 one beside it, and still refuses it twice."""
     board, w = tmp_path / "board", b"weights"
-    v3 = training_result(FASHION, weights=w)
+    v4 = training_result(FASHION, weights=w)
     old = registry.PROTOCOLS["fashion-mnist/vae/smoke@2"]
-    v2 = {**v3, "run_id": "v2-run", "protocol": {**v3["protocol"], "version": 2, "hash": old.hash},
-          "metrics": {k: m for k, m in v3["metrics"].items() if not k.startswith(("classes_covered", "class_kl"))}}
+    added = ("classes_covered", "class_kl", "bpd_ais", "log_px_gauss_ais")
+    v2 = {**v4, "run_id": "v2-run", "protocol": {**v4["protocol"], "version": 2, "hash": old.hash},
+          "metrics": {k: m for k, m in v4["metrics"].items() if not k.startswith(added)}}
     (board / "results" / "v2-run").mkdir(parents=True)
     (board / "results" / "v2-run" / "result.json").write_text(json.dumps(v2))
-    L.submit(run_dir(tmp_path / "a", v3, weights=w), board)
-    with pytest.raises(L.SubmitError, match=f"already on the board as run {v3['run_id']}"):
-        L.submit(run_dir(tmp_path / "b", {**v3, "run_id": "again"}, weights=w), board)
+    L.submit(run_dir(tmp_path / "a", v4, weights=w), board)
+    with pytest.raises(L.SubmitError, match=f"already on the board as run {v4['run_id']}"):
+        L.submit(run_dir(tmp_path / "b", {**v4, "run_id": "again"}, weights=w), board)
 
 
 def test_submit_rejects_duplicates(tmp_path):
@@ -555,7 +561,7 @@ def test_submit_accepts_a_snapshot_curve_made_as_its_protocol_makes_it(tmp_path,
     ({"curve": [{"step": 5, "fid[lenet-fashion-mnist]": "180"}]},
      "snapshots.curve[0].fid[lenet-fashion-mnist] must be a number or null, found '180'"),
     ({"metrics": "fid"}, "snapshots.metrics is 'fid', not a list"),
-    ({"n": 10000}, "snapshots.n is 10000, but fashion-mnist/vae/smoke@3 scores its snapshots with n 100"),
+    ({"n": 10000}, "snapshots.n is 10000, but fashion-mnist/vae/smoke@4 scores its snapshots with n 100"),
     ({"every": 7}, "snapshots.every is 7"),
 ])
 def test_submit_rejects_a_malformed_snapshot_curve(tmp_path, monkeypatch, section, message):
@@ -571,7 +577,7 @@ def test_submit_rejects_snapshots_its_protocol_does_not_keep(tmp_path):
     p = registry.protocol(FASHION)
     r = with_snapshots(p, w)
     r["protocol"]["hash"] = p.hash
-    with pytest.raises(L.SubmitError, match="fashion-mnist/vae/smoke@3 keeps no snapshots") as e:
+    with pytest.raises(L.SubmitError, match="fashion-mnist/vae/smoke@4 keeps no snapshots") as e:
         L.submit(run_dir(tmp_path, r, weights=w), tmp_path / "board")
     assert e.value.reason == "snapshots"
 
