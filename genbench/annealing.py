@@ -19,8 +19,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from genbench import results
 from genbench.evalkit import Context, batches, bpd_metric, dims
 from genbench.metrics import ais
+from genbench.metrics.likelihood import bits_per_dim
 
 GAUSSIAN_OBSERVATION = "N(v / 255; decoder_mean(z), sigma^2 I) on the continuous pixel values v / 255"
 
@@ -147,15 +149,16 @@ def decoder_likelihood(ctx: Context) -> None:
             with torch.no_grad():
                 iwae = model.log_likelihood(v, k=cfg.iwae_k, generator=ctx.generator(8)).double().cpu()
             ctx.metrics["bpd_ais"]["iwae_same_images"] = {
-                "k": cfg.iwae_k, "value": float(-iwae.mean() / (dims(images) * np.log(2))),
+                "k": cfg.iwae_k, "value": float(bits_per_dim(-iwae.mean(), dims(images))),
                 "nats_per_image": float(-iwae.mean())}
 
     y = v.float() / 255.0
     run = _log_marginal(model, gaussian, y, settings, ctx.generator(9), **common)
     log_p = run["log_p"]
-    metric = {"value": float(log_p.mean()), "higher_is_better": True, "n": len(log_p), "split": ctx.split,
-              "unit": "nats/image", "std_error": float(log_p.std() / len(log_p) ** 0.5) if len(log_p) > 1 else None,
-              "sigma": sigma, "observation": GAUSSIAN_OBSERVATION, **_estimator_details(model, settings, run)}
+    metric = results.metric(float(log_p.mean()), higher_is_better=True, n=len(log_p), split=ctx.split,
+                            unit="nats/image", std_error=float(log_p.std() / len(log_p) ** 0.5) if len(log_p) > 1
+                            else None, sigma=sigma, observation=GAUSSIAN_OBSERVATION,
+                            **_estimator_details(model, settings, run))
     if cfg.simulated:
         metric["bdmc"] = _bdmc(ctx, gaussian, settings, cfg.simulated, sigma, common)
     ctx.metrics["log_px_gauss_ais"] = metric
