@@ -111,3 +111,36 @@ def temperature_curve(ctx: Context) -> None:
     ctx.extra["temperature_curve"] = {"n": n, "metrics": names, "extractor": ev.extractor,
                                       "reference": f"{ctx.protocol.dataset}:{ev.reference_split}",
                                       "device": device_description(ctx.device), "curve": points}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fidelity against variety over the truncation threshold (BigGAN: Brock et al. 2019, Sec. 3.1 and Fig. 4)
+
+def takes_truncation(model_class, protocol) -> bool:
+    return "truncation" in inspect.signature(model_class.sample).parameters
+
+
+def truncation_curve(ctx: Context) -> None:
+    """FID and IS (the protocol's extractor and reference) at each truncation threshold, every draw with the labels
+    and the generator seed of the evaluation samples; the untruncated evaluation samples' scores close the curve
+    when they were drawn in the same number. Written to the result and drawn as FID against IS."""
+    from genbench.report.plots import save
+    from genbench.report.run_plots import truncation_plot
+
+    ev = ctx.ev
+    n = ev.truncation_samples or ev.num_samples
+    points, names = [], []
+    for t in tqdm(ev.truncations, desc="truncation", disable=None if ctx.progress else True, leave=False):
+        samples = draw(ctx.model, n, ev.batch_size, ctx.generator(2), truncation=t, **ctx.labels_for(n)).numpy()
+        scores = fidelity(ctx, samples, ("fid", "is"))
+        names = list(scores)
+        points.append({"truncation": t, **{name: rec["value"] for name, rec in scores.items()}})
+    if n == ev.num_samples and all(name in ctx.metrics for name in names):
+        points.append({"truncation": None, **{name: ctx.metrics[name]["value"] for name in names}})
+    section = {"n": n, "metrics": names, "extractor": ev.extractor, "truncation": "z ~ N(0, I) truncated to "
+               "[-t, t] elementwise; t = null: untruncated", "reference": f"{ctx.protocol.dataset}:"
+               f"{ev.reference_split}", "curve": points}
+    ctx.extra["truncation_curve"] = section
+    save(truncation_plot(section, title=f"{ctx.protocol.model} on {ctx.protocol.dataset}: FID against IS over the "
+                                        "truncation threshold"), ctx.rd.path / "truncation", ("png",))
+    ctx.files["truncation"] = "truncation.png"

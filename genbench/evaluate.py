@@ -6,7 +6,8 @@ the model takes importance samples), bits/dim of the probability-flow ODE where 
 and the protocol names a subset for it, PSNR/SSIM where `reconstruct` exists (the VAE's decoder, a GAN's latent
 projection), samples for every family, their sample quality and mode coverage where the protocol names an
 extractor, the curve over training where the protocol keeps snapshots, FID against the sampling temperature where
-the model samples at one (Glow) and the protocol names temperatures (the three curves are genbench.curves), test
+the model samples at one (Glow) and the protocol names temperatures, FID against IS over the truncation threshold
+where the model samples with one (BigGAN) and the protocol names thresholds (the curves are genbench.curves), test
 accuracy where the model classifies (JEM), the likelihoods estimated by annealed importance sampling
 (genbench.annealing): bits/dim of an energy-based model's exp(-E) / Z where it declares `energy` and the
 protocol names AIS settings, log p(x) of a decoder where it declares `decoder_mean` and the protocol names
@@ -283,7 +284,8 @@ def _mode_names(model_class, protocol) -> list[str]:
 
 def _class_conditional_quality(ctx: Context) -> None:
     """Whether the samples show the classes they were drawn for (the extractor's classifier, beside its accuracy
-    on the held-out images) and intra-FID against the reference split's images of each class."""
+    on the held-out images; only where its classes are the dataset's) and intra-FID against the reference split's
+    images of each class."""
     from genbench import registry
     from genbench.metrics.conditional import evaluate_conditional
 
@@ -295,13 +297,23 @@ def _class_conditional_quality(ctx: Context) -> None:
         module, ctx.samples, ctx.sample_labels, extractor=spec.name, reference_features=ctx.reference().features,
         reference_labels=data.labels, reference=f"{data.dataset}:{split}", real_images=ctx.held_out.images,
         real_labels=ctx.held_out.labels, real=ctx.split, num_classes=ctx.protocol.num_classes,
-        batch_size=ctx.ev.batch_size, device=ctx.device))
+        accuracy_too=_classifies_own_classes(ctx.protocol), batch_size=ctx.ev.batch_size, device=ctx.device))
+
+
+def _classifies_own_classes(protocol) -> bool:
+    """A class-conditional protocol whose extractor classifies the dataset's own classes (lenet-fashion-mnist on
+    Fashion-MNIST; not the Inception network's ImageNet classes on CIFAR-10)."""
+    from genbench import registry
+
+    ev = protocol.evaluation
+    return bool(protocol.num_classes and ev.extractor
+                and registry.EXTRACTORS[ev.extractor].classifies == protocol.dataset)
 
 
 def _class_conditional_names(model_class, protocol) -> list[str]:
     from genbench.metrics.conditional import metric_names
 
-    return metric_names(protocol.evaluation.extractor)
+    return metric_names(protocol.evaluation.extractor, accuracy_too=_classifies_own_classes(protocol))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -385,6 +397,8 @@ STEPS: tuple[Step, ...] = (
          and curves.takes_sampler_steps(m, p), curves.sampler_steps),
     Step("temperatures", lambda m, p: bool(p.evaluation.temperatures and p.evaluation.extractor)
          and curves.takes_temperature(m, p), curves.temperature_curve),
+    Step("truncation", lambda m, p: bool(p.evaluation.truncations and p.evaluation.extractor)
+         and curves.takes_truncation(m, p), curves.truncation_curve),
     Step("classification", lambda m, p: hasattr(m, "classify"), _classification, lambda m, p: ["accuracy"]),
     Step("AIS likelihood", annealing.has_energy_ais, annealing.energy_likelihood, lambda m, p: ["bpd_ais"]),
     Step("decoder AIS likelihood", annealing.has_decoder_ais, annealing.decoder_likelihood,

@@ -85,10 +85,14 @@ class EMA:
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
+    def update(self, model: torch.nn.Module, *, copy: bool = False) -> None:
+        """Average the model's state in; `copy`: take it as it is (before a protocol's `ema_start`)."""
         for k, v in model.state_dict().items():
             if k in self.shadow:
-                self.shadow[k].lerp_(v, 1.0 - self.decay)
+                if copy:
+                    self.shadow[k].copy_(v)
+                else:
+                    self.shadow[k].lerp_(v, 1.0 - self.decay)
 
     def weights(self, model: torch.nn.Module) -> dict:
         return {k: self.shadow.get(k, v) for k, v in model.state_dict().items()}
@@ -192,7 +196,7 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
                 stats = model.train_step(x, optimizers, labels=y_all[index].to(device, non_blocking=True))
             _stop_if_diverged(stats, step + 1, rd, bar)
             if ema:
-                ema.update(model)
+                ema.update(model, copy=step < (protocol.ema_start or 0))
             synchronize(device)
             train_seconds += time.perf_counter() - t0
             step += 1

@@ -88,11 +88,13 @@ def intra_fid(*, real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray, fa
 def evaluate_conditional(module: torch.nn.Module, samples: np.ndarray, labels: np.ndarray, *, extractor: str,
                          reference_features: np.ndarray, reference_labels: np.ndarray, reference: str,
                          real_images: np.ndarray, real_labels: np.ndarray, real: str, num_classes: int,
-                         batch_size: int = 256, device: str | torch.device = "cpu") -> dict[str, dict]:
+                         accuracy_too: bool = True, batch_size: int = 256,
+                         device: str | torch.device = "cpu") -> dict[str, dict]:
     """Records `class_accuracy[EXTRACTOR]` and `fid_intra[EXTRACTOR]` of class-conditional `samples` (uint8
     (N, C, H, W)) drawn for `labels` (N,), through `module` (features and logits); the reference split's
     features and labels give intra-FID, and held-out real images (`real_images`, `real_labels`, named `real`)
-    the classifier's own accuracy beside the samples'."""
+    the classifier's own accuracy beside the samples'. `accuracy_too=False`: intra-FID only, for an extractor
+    whose logits are not the dataset's classes (the Inception network's ImageNet classes on CIFAR-10)."""
     from genbench import results
     from genbench.metrics.features import extract
     from genbench.metrics.modes import classify
@@ -102,31 +104,31 @@ def evaluate_conditional(module: torch.nn.Module, samples: np.ndarray, labels: n
     if len(labels) != len(samples):
         raise GenbenchError(f"{len(samples)} samples for {len(labels)} labels")
     out = extract(module, samples, batch_size=batch_size, device=device, progress=False)
-    if "logits" not in out:
-        raise GenbenchError(f"the extractor {extractor} gives no class logits: class accuracy needs a classifier")
-    asked = accuracy(out["logits"].argmax(1), labels)
-    real_acc = accuracy(classify(module, real_images, batch_size=batch_size, device=device),
-                        _classes(real_labels, "real_labels", num_classes))
     mean, per_class = intra_fid(real=reference_features, real_labels=reference_labels, fake=out["features"],
                                 fake_labels=labels, num_classes=num_classes)
     common = {"n": len(labels), "extractor": extractor, "extractor_sha256": getattr(module, "weights_sha256", None),
               "labels": "training split's class frequencies (metrics.conditional.label_plan)"}
-    return {
-        metric_name("class_accuracy", extractor): results.metric(
-            asked, higher_is_better=True, real_accuracy=real_acc, real=real,
+    records = {}
+    if accuracy_too:
+        if "logits" not in out:
+            raise GenbenchError(f"the extractor {extractor} gives no class logits: class accuracy needs a classifier")
+        real_acc = accuracy(classify(module, real_images, batch_size=batch_size, device=device),
+                            _classes(real_labels, "real_labels", num_classes))
+        records[metric_name("class_accuracy", extractor)] = results.metric(
+            accuracy(out["logits"].argmax(1), labels), higher_is_better=True, real_accuracy=real_acc, real=real,
             definition="share of samples the extractor's classifier assigns to the class they were drawn for",
-            **common),
-        metric_name("fid_intra", extractor): results.metric(
-            mean, higher_is_better=False, reference=reference, per_class=per_class,
-            classes_scored=sum(v is not None for v in per_class),
-            definition="mean over classes of the FID of a class's samples against its reference images", **common),
-    }
+            **common)
+    records[metric_name("fid_intra", extractor)] = results.metric(
+        mean, higher_is_better=False, reference=reference, per_class=per_class,
+        classes_scored=sum(v is not None for v in per_class),
+        definition="mean over classes of the FID of a class's samples against its reference images", **common)
+    return records
 
 
-def metric_names(extractor: str) -> list[str]:
+def metric_names(extractor: str, *, accuracy_too: bool = True) -> list[str]:
     from genbench.score import metric_name
 
-    return [metric_name(name, extractor) for name in HIGHER_IS_BETTER]
+    return [metric_name(name, extractor) for name in HIGHER_IS_BETTER if accuracy_too or name != "class_accuracy"]
 
 
 def _classes(labels, name: str, num_classes: int) -> np.ndarray:

@@ -143,6 +143,7 @@ LENET_FASHION_MNIST = ExtractorSpec(
     num_classes=NUM_CLASSES,
     input="uint8 1x28x28 grayscale, no resizing; x/255 standardized by the Fashion-MNIST train mean/std",
     build=build,
+    classifies="fashion-mnist",
 )
 
 

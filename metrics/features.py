@@ -45,6 +45,7 @@ class ExtractorSpec:
     num_classes: int | None  # logits for the Inception Score; None: IS is not available with this extractor
     input: str  # how images are prepared (resize, channels), recorded in results
     build: Callable[..., torch.nn.Module] = field(repr=False, compare=False)
+    classifies: str | None = None  # the dataset whose classes the logits are (class accuracy of samples needs it)
 
     def load(self, weights: str | Path | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
         return self.build(weights=weights, device=device)

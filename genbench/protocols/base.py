@@ -53,6 +53,8 @@ class Evaluation:
     temperature_samples: int | None = None  # samples per point of that curve; None: num_samples
     ais: Any = None  # genbench.metrics.ais.Settings: the AIS log-likelihood estimate of an energy-based model
     decoder_ais: Any = None  # genbench.metrics.ais.Decoder: log p(x) of a decoder by AIS over its latent
+    truncations: tuple[float, ...] | None = None  # FID and IS against the truncation threshold (BigGAN Fig. 4)
+    truncation_samples: int | None = None  # samples per point of that curve; None: num_samples
 
 
 # Fields added to the dataclasses after the first protocols were published. While unset (None) they are left
@@ -64,7 +66,7 @@ OPTIONAL_FIELDS = frozenset({"subset_seed", "disentanglement", "reconstruct_imag
                              "snapshot_every", "schedule", "ode_images", "ode_batch_size", "sampler_steps",
                              "sampler_steps_samples", "temperatures", "temperature_samples", "num_classes",
                              "milestones", "gamma", "ais", "kinetic_energy", "jacobian_norm",
-                             "decoder_ais"})
+                             "decoder_ais", "truncations", "truncation_samples", "ema_start"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Protocol:
     source: str = ""  # where the recipe comes from; not hashed
     # Optional fields (OPTIONAL_FIELDS):
     snapshot_every: int | None = None  # keep the evaluated weights every this many steps; scored after training
+    ema_start: int | None = None  # the EMA copies the weights until this step, then averages (BigGAN's ema_start)
 
     @property
     def name(self) -> str:

@@ -8,6 +8,7 @@
     snapshot_kinds(results)           the distinct snapshot curves (metric, n, reference, extractor) in results
     sampler_steps_plot(section)       FID against the number of sampling steps (a `sampler_steps` section of a
                                       result or of sampler_steps.json), sampling speed beside each point
+    truncation_plot(section)          FID against IS over the truncation threshold (a `truncation_curve` section)
     sample_grid(run_dir)              the run's saved samples (samples.npz, else samples.png)
     read_log(path), run_label(run_dir)
 
@@ -551,6 +552,27 @@ def sampler_steps_plot(section: dict, *, title: str = "Sample quality against sa
     return fig
 
 
+@_styled
+def truncation_plot(section: dict, *, title: str = "FID against IS over the truncation threshold") -> Figure:
+    """BigGAN's Fig. 4: one point per truncation threshold, IS across and FID up, each labelled with its threshold
+    (the untruncated samples as "none"), joined from the widest threshold to the narrowest."""
+    fid, inception = (next(m for m in section["metrics"] if m.startswith(f"{base}[")) for base in ("fid", "is"))
+    curve = sorted(section["curve"], key=lambda p: -math.inf if p["truncation"] is None else -p["truncation"])
+    x = np.array([_number(p[inception]) for p in curve])
+    y = np.array([_number(p[fid]) for p in curve])
+    fig = _figure(3.6)
+    ax = fig.add_subplot()
+    ax.plot(x, y, marker="o", color=PALETTE[0])
+    for xi, yi, p in zip(x, y, curve):
+        label = "none" if p["truncation"] is None else f"{p['truncation']:g}"
+        ax.annotate(label, (xi, yi), xytext=(4, 6), textcoords="offset points", fontsize=7, color="#444444")
+    ax.set_xlabel(metric_label(inception, higher_is_better=True))
+    ax.set_ylabel(metric_label(fid, higher_is_better=False))
+    _title(ax, title, f"n = {section['n']} samples per point against {section['reference']} through "
+                      f"{section['extractor']}; each point labelled with its truncation threshold")
+    return fig
+
+
 def draw_runs(loaded: Sequence, out_dir: Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
     """The plots of `genbench report --plots DIR`: per dataset, sample quality over training (one plot per way
     the snapshot curves were made) and the logged loss terms of the runs whose train_log.jsonl lies beside their
@@ -569,6 +591,10 @@ def draw_runs(loaded: Sequence, out_dir: Path, formats: Sequence[str] = ("png", 
                 label = item.result.get("run_id", "run")
                 written += save(sampler_steps_plot(item.result["sampler_steps"]),
                                 out_dir / f"{slug(dataset)}--{slug(label)}--sampler-steps", formats)
+            if "truncation_curve" in item.result:
+                label = item.result.get("run_id", "run")
+                written += save(truncation_plot(item.result["truncation_curve"]),
+                                out_dir / f"{slug(dataset)}--{slug(label)}--truncation", formats)
         logs = [item.run_dir for item in here if (item.run_dir / "train_log.jsonl").is_file()]
         if logs and logged_terms(logs):
             written += save(loss_curves(logs, title=f"Losses during training, {dataset}"),

@@ -77,6 +77,20 @@ def test_the_records_score_samples_against_the_labels_asked_for():
     expected = np.mean([fid(real=ref[ref_labels == c], fake=feats[wrong == c]) for c in range(4)])
     assert intra["value"] == pytest.approx(expected, rel=1e-6)
     assert conditional.metric_names("toy") == list(records)
+    # an extractor whose logits are not the dataset's classes (Inception on CIFAR-10) gets intra-FID alone
+    only = conditional.evaluate_conditional(Classifier(), samples, wrong, accuracy_too=False, **kw)
+    assert list(only) == ["fid_intra[toy]"] == conditional.metric_names("toy", accuracy_too=False)
+    assert only["fid_intra[toy]"]["value"] == intra["value"]
+
+
+def test_class_accuracy_needs_an_extractor_of_the_datasets_own_classes():
+    from genbench import registry
+    from genbench.evaluate import expected_metrics
+
+    fashion = expected_metrics(registry.protocol("fashion-mnist/biggan/standard"))
+    cifar = expected_metrics(registry.protocol("cifar10/biggan/standard"))
+    assert "class_accuracy[lenet-fashion-mnist]" in fashion and "fid_intra[lenet-fashion-mnist]" in fashion
+    assert "fid_intra" in cifar and not any(name.startswith("class_accuracy") for name in cifar)
 
 
 def test_bad_labels_are_named():
