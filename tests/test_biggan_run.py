@@ -129,3 +129,14 @@ def test_the_truncation_plot_puts_each_threshold_at_its_scores():
                          {"truncation": 1.0, "fid[x]": 5.0, "is[x]": 3.0}]}
     line = truncation_plot(section).axes[0].lines[0]
     assert list(line.get_xdata()) == [4.0, 3.0, 1.5] and list(line.get_ydata()) == [3.0, 5.0, 9.0]  # none, 1, 0.5
+
+
+def test_a_board_draws_the_truncation_curve_of_its_entry(reference, tmp_path):
+    from genbench.report import leaderboard, submit
+
+    out, result = reference
+    board = tmp_path / "board"
+    submit.submit(out, board)
+    leaderboard.build(board, formats=("png",))
+    drawn = sorted(p.name for p in (board / "plots").iterdir())
+    assert f"fashion-mnist--{result['run_id']}--truncation.png" in drawn

@@ -118,7 +118,7 @@ def _title(board: Path) -> str:
 def _draw_plots(board: Path, frame, built: list[tables.Table], formats, results: list[tuple[dict, Path]]) -> list[dict]:
     """Per table: a bar chart of each column, and the first column with training times against training time;
     then, where results of its dataset have them, their sample quality over training (one plot per kind of
-    snapshot curve) and the loss terms of the entries' training logs. `results`: (result, its board folder)."""
+    snapshot curve), each truncation curve (FID against IS) and the loss terms of the entries' training logs. `results`: (result, its board folder)."""
     from genbench.report import plots, run_plots
 
     keys = [entries.column_key(name, dict(zip(entries.COLUMN_FIELDS, vals))) for name, *vals in
@@ -165,6 +165,12 @@ def _draw_plots(board: Path, frame, built: list[tables.Table], formats, results:
             draw(t.dataset, "snapshots", f"{tables.display_name(kind.metric)} over training (n = {n} samples per "
                                          f"snapshot), {t.dataset}", (kind.metric, "over-training"),
                  lambda kind=kind: run_plots.snapshot_curve([r for r, _ in here], kind))
+        for r, _ in here:
+            if "truncation_curve" in r:
+                label = f"{r.get('model', 'model')} seed {r.get('seed', '?')}"
+                draw(t.dataset, "truncation", f"FID against IS over the truncation threshold, {label}, {t.dataset}",
+                     (r.get("run_id", "run"), "truncation"), lambda r=r: run_plots.truncation_plot(
+                         r["truncation_curve"], title=f"{label}: FID against IS over the truncation threshold"))
         logs = [folder for _, folder in here if (folder / TRAIN_LOG).is_file()]
         if logs and run_plots.logged_terms(logs):
             draw(t.dataset, "losses", f"Training losses on {t.dataset}", ("training-losses",),
