@@ -41,7 +41,13 @@ Conventions and decisions
   uniform draw per entry (the paper resamples out-of-range values; both give the truncated normal, this one
   consumes a fixed number of random numbers). truncation=None draws z ~ N(0, I) with randn.
 - Evaluation uses the runner's EMA of the whole state dict (protocol `ema`, from `ema_start`), as BigGAN-
-  PyTorch's ema does: G's batch-norm statistics and spectral-norm vectors are averaged with its weights.
+  PyTorch's ema does: G's spectral-norm vectors are averaged with its weights. Its batch-norm statistics are
+  then recomputed for the averaged weights ("standing statistics", BigGAN-PyTorch's accumulate_standing_stats,
+  which its README recommends with EMA): `standing_statistics()` resets them and averages the batch statistics
+  of `standing_batches` training-mode passes of `standing_batch_size` latents and uniform classes drawn from a
+  generator seeded `standing_seed` (genbench.evalkit.load_weights calls it on every model that declares it).
+  Measured on the quick run's EMA weights (5,000 samples, lenet FID against 20,000 training images): the saved
+  running averages give FID 322.7 and class accuracy 0.15, standing statistics 78.6 and 0.83.
 - Not built: latent projection (a class-conditional reconstruction would need the label), decoder AIS, and
   BigGAN-deep.
 
@@ -49,7 +55,8 @@ Checked in tests/baselines/test_biggan.py: orthogonal regularization and its gra
 (zero on orthogonal rows; W = [[1, 1], [0, 1]]; the gradient 4 (W W^T (.) (1 - I)) W); the projection term of D
 equals <embed(y), phi(x)> and only it depends on y; conditional batch norm against the hand formula; the
 truncated normal's variance against 1 - 2 tau phi(tau) / (2 Phi(tau) - 1) and its bound; hierarchical z feeds
-each block its own chunk; same seed, same weights; bit-exact resume from a state-dict checkpoint.
+each block its own chunk; standing statistics equal the batch statistics of the seeded passes and touch nothing
+else; same seed, same weights; bit-exact resume from a state-dict checkpoint.
 """
 
 from __future__ import annotations
@@ -84,14 +91,17 @@ class Config:
     ortho: float = 1e-4               # beta of Eq. 3 on G's weights; 0 = off
     g_spectral_norm: bool = True      # D always has it
     g_batch_mult: int = 1             # generator batch = g_batch_mult * B
+    standing_batches: int = 16        # evaluation: G's BN statistics averaged over this many batches; 0 = running
+    standing_batch_size: int = 64
+    standing_seed: int = 0
 
     def __post_init__(self):
         def bad(why: str):
             raise GenbenchError(f"biggan: invalid config ({why}): {self}")
 
         if min(self.num_classes, self.latent_dim, self.g_width, self.d_width, self.n_critic,
-               self.g_batch_mult) < 1 or self.shared_dim < 0:
-            bad("sizes and counts must be positive (shared_dim may be 0)")
+               self.g_batch_mult, self.standing_batch_size) < 1 or min(self.shared_dim, self.standing_batches) < 0:
+            bad("sizes and counts must be positive (shared_dim and standing_batches may be 0)")
         if not (self.ortho >= 0 and math.isfinite(self.ortho)):
             bad("ortho must be a finite number >= 0")
         if self.hierarchical and not self.shared_dim:
@@ -363,6 +373,31 @@ class Model(nn.Module):
         return {"loss": out["g_loss"], **out}
 
     # ---- evaluation ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def standing_statistics(self) -> None:
+        """G's batch-norm statistics as the plain average of the batch statistics of `standing_batches` training-
+        mode passes (seeded latents and uniform classes); nothing else changes (spectral norm's power iteration
+        is paused). With standing_batches = 0, the running averages stay."""
+        cfg = self.config
+        if not cfg.standing_batches:
+            return
+        norms = [m for m in self.G.modules() if isinstance(m, nn.BatchNorm2d)]
+        was_training, momenta = self.G.training, [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None                                                  # cumulative average
+        generator = torch.Generator(device=self.device).manual_seed(cfg.standing_seed)
+        try:
+            self.G.eval()
+            for m in norms:
+                m.train()                                                      # BN alone in training mode
+            for _ in range(cfg.standing_batches):
+                self.G(*self._fakes(cfg.standing_batch_size, generator))
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            self.G.train(was_training)
+
     @torch.no_grad()
     def sample(self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
                truncation: float | None = None) -> torch.Tensor:

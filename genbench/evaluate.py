@@ -12,7 +12,7 @@ accuracy where the model classifies (JEM), the likelihoods estimated by annealed
 (genbench.annealing): bits/dim of an energy-based model's exp(-E) / Z where it declares `energy` and the
 protocol names AIS settings, log p(x) of a decoder where it declares `decoder_mean` and the protocol names
 decoder AIS settings; disentanglement where the dataset has ground-truth factors, traversals where the model
-encodes and decodes. A class-conditional protocol (`Protocol.num_classes`) draws its samples for labels in the
+encodes and decodes, and the model's own figures where it draws some (`figures`). A class-conditional protocol (`Protocol.num_classes`) draws its samples for labels in the
 training split's class proportions, reports the exact marginal likelihood over the classes beside the
 conditional one, and scores the samples against the labels asked for. A new capability adds a step. The same
 tests tell `expected_metrics`, which a leaderboard checks submissions against, what a protocol writes.
@@ -246,6 +246,15 @@ def _samples(ctx: Context) -> None:
     ctx.samples = samples.numpy()
 
 
+def _figures(ctx: Context) -> None:
+    """The model's own figures (StyleGAN2: style mixing and noise inputs), each a PNG beside the samples."""
+    for name, image in ctx.model.figures().items():
+        picture = Image.fromarray(image.cpu().permute(1, 2, 0).squeeze(2).numpy())
+        path = ctx.rd.path / f"{name}.png"
+        atomic_write(path, lambda f, picture=picture: picture.save(f, format="PNG"))
+        ctx.files[name] = path.name
+
+
 def _by_class(labels: np.ndarray, per_class: int) -> np.ndarray:
     """Indices of the first `per_class` samples of each class, class by class: one grid row per class."""
     return np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)])
@@ -385,6 +394,7 @@ STEPS: tuple[Step, ...] = (
     Step("probability-flow likelihood", _has_ode_likelihood, _ode_likelihood, lambda m, p: ["bpd_ode"]),
     Step("reconstruction", lambda m, p: hasattr(m, "reconstruct"), _reconstruction, lambda m, p: ["psnr", "ssim"]),
     Step("samples", lambda m, p: True, _samples),
+    Step("figures", lambda m, p: hasattr(m, "figures"), _figures),
     Step("sample quality", lambda m, p: bool(p.evaluation.extractor and p.evaluation.fidelity_metrics),
          _sample_quality, _fidelity_names),
     Step("mode coverage", lambda m, p: bool(p.evaluation.extractor and p.evaluation.modes), _mode_coverage,

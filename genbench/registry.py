@@ -166,7 +166,7 @@ def find_protocol(*, model: str, dataset: str, tier: str):
 def _register_builtins() -> None:
     from genbench import data, protocols
     from genbench.baselines import (beta_vae, biggan, ddpm, ebm, factor_vae, ffjord, flows, gan, made, nade, ncsn,
-                                    pixelcnn, pixelcnnpp, pixelrnn, vae)
+                                    pixelcnn, pixelcnnpp, pixelrnn, stylegan2, vae)
     from genbench.metrics import domain, features
 
     MODELS.register("vae", ModelFamily("vae", vae))
@@ -175,6 +175,7 @@ def _register_builtins() -> None:
     for name in gan.VARIANTS:  # dcgan, wgan, wgan-gp, sngan, gan-r1: one Model, the published configurations
         MODELS.register(name, ModelFamily(name, gan, variant=name))
     MODELS.register("biggan", ModelFamily("biggan", biggan))
+    MODELS.register("stylegan2", ModelFamily("stylegan2", stylegan2))
     MODELS.register("ddpm", ModelFamily("ddpm", ddpm))
     for name in ncsn.VARIANTS:  # ncsn, ncsnv2
         MODELS.register(name, ModelFamily(name, ncsn, variant=name))

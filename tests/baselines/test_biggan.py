@@ -226,6 +226,34 @@ def test_eval_loss_is_deterministic_and_leaves_the_global_rng_alone():
     assert first == m.eval_loss(x, labels=y) and set(first) >= {"loss", "d_loss", "g_loss", "ortho"}
 
 
+def test_standing_statistics_are_the_average_batch_statistics_of_the_seeded_passes():
+    m = smoke_model(standing_batches=3, standing_batch_size=8)
+    x, y = batch(2 * 4)
+    m.train_step(x, m.configure_optimizers(ADAM), labels=y)               # running stats and u vectors move
+    bn = m.G.blocks[1].b2.bn
+    seen = []
+    bn.register_forward_hook(lambda mod, inputs, out: seen.append(inputs[0].detach().clone()))
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    m.standing_statistics()
+    assert len(seen) == 3 and all(len(h) == 8 for h in seen)
+    torch.testing.assert_close(bn.running_mean, torch.stack([h.mean((0, 2, 3)) for h in seen]).mean(0))
+    var = torch.stack([h.transpose(0, 1).flatten(1).var(1, unbiased=True) for h in seen]).mean(0)
+    torch.testing.assert_close(bn.running_var, var)
+    assert bn.momentum == 0.1 and m.G.training                            # restored
+    after = m.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("G.") and ".bn.running_" in k or k.endswith("out_bn.running_mean")
+                           or k.endswith("out_bn.running_var") for k in changed if "num_batches" not in k)
+    again = smoke_model(standing_batches=3, standing_batch_size=8)
+    again.load_state_dict(before)
+    again.standing_statistics()                                            # seeded: the same statistics
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in after.items())
+    off = smoke_model(standing_batches=0)
+    kept = {k: v.clone() for k, v in off.state_dict().items()}
+    off.standing_statistics()
+    assert all(torch.equal(v, off.state_dict()[k]) for k, v in kept.items())
+
+
 def test_presets_follow_the_recipes():
     standard = PRESETS["standard"]
     # BigGAN-PyTorch's CIFAR script: 4 D steps, no shared embedding, no hierarchical z, no ortho, 4 * 64 channels
