@@ -41,18 +41,22 @@ Conventions and decisions
   uniform draw per entry (the paper resamples out-of-range values; both give the truncated normal, this one
   consumes a fixed number of random numbers). truncation=None draws z ~ N(0, I) with randn.
 - Evaluation uses the runner's EMA of the whole state dict (protocol `ema`, from `ema_start`), as BigGAN-
-  PyTorch's ema does: G's spectral-norm vectors are averaged with its weights. Its batch-norm statistics are
-  then recomputed for the averaged weights ("standing statistics", BigGAN-PyTorch's accumulate_standing_stats,
-  which its README recommends with EMA): `standing_statistics()` resets them and averages the batch statistics
-  of `standing_batches` training-mode passes of `standing_batch_size` latents and uniform classes drawn from a
-  generator seeded `standing_seed` (genbench.evalkit.load_weights calls it on every model that declares it).
-  Measured on the quick run's EMA weights (5,000 samples, lenet FID against 20,000 training images): the saved
-  running averages give FID 322.7 and class accuracy 0.15, standing statistics 78.6 and 0.83.
+  PyTorch's ema does, and then adapts two kinds of buffers to the averaged weights (`prepare_evaluation`, which
+  genbench.evalkit.load_weights calls on every model that declares it): (1) the averaged spectral-norm vectors u, v
+  are no longer unit vectors (norms 0.27-0.43 in the quick run's G), so u^T W v underestimates sigma and the
+  weights blow up; `power_iterations` of the power method from their directions re-estimate them for the
+  averaged W; (2) G's batch-norm statistics are recomputed for the averaged weights ("standing statistics",
+  BigGAN-PyTorch's accumulate_standing_stats, which its README recommends with EMA): reset, then the plain
+  average of the batch statistics of `standing_batches` training-mode passes of `standing_batch_size` latents
+  and uniform classes drawn from a generator seeded `standing_seed`. Measured on the quick run's EMA weights
+  (5,000 samples, lenet FID against 20,000 training images, class accuracy): as saved 322.7 / 0.15; unit u, v
+  with the running statistics 81.1 / 0.82; unit u, v and standing statistics 76.9 / 0.84.
 - Not built: latent projection (a class-conditional reconstruction would need the label), decoder AIS, and
   BigGAN-deep.
 
 Checked in tests/baselines/test_biggan.py: orthogonal regularization and its gradient against closed forms
-(zero on orthogonal rows; W = [[1, 1], [0, 1]]; the gradient 4 (W W^T (.) (1 - I)) W); the projection term of D
+(zero on orthogonal rows; W = [[1, 1], [0, 1]]; the gradient 4 (W W^T (.) (1 - I)) W); refreshed spectral-norm
+vectors give every G layer a largest singular value of 1 after its vectors were shrunk as an EMA shrinks them; the projection term of D
 equals <embed(y), phi(x)> and only it depends on y; conditional batch norm against the hand formula; the
 truncated normal's variance against 1 - 2 tau phi(tau) / (2 Phi(tau) - 1) and its bound; hierarchical z feeds
 each block its own chunk; standing statistics equal the batch statistics of the seeded passes and touch nothing
@@ -67,6 +71,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from genbench import GenbenchError
@@ -91,6 +96,7 @@ class Config:
     ortho: float = 1e-4               # beta of Eq. 3 on G's weights; 0 = off
     g_spectral_norm: bool = True      # D always has it
     g_batch_mult: int = 1             # generator batch = g_batch_mult * B
+    power_iterations: int = 20        # evaluation: spectral-norm vectors re-estimated for the averaged weights
     standing_batches: int = 16        # evaluation: G's BN statistics averaged over this many batches; 0 = running
     standing_batch_size: int = 64
     standing_seed: int = 0
@@ -100,8 +106,9 @@ class Config:
             raise GenbenchError(f"biggan: invalid config ({why}): {self}")
 
         if min(self.num_classes, self.latent_dim, self.g_width, self.d_width, self.n_critic,
-               self.g_batch_mult, self.standing_batch_size) < 1 or min(self.shared_dim, self.standing_batches) < 0:
-            bad("sizes and counts must be positive (shared_dim and standing_batches may be 0)")
+               self.g_batch_mult, self.standing_batch_size) < 1 or \
+                min(self.shared_dim, self.standing_batches, self.power_iterations) < 0:
+            bad("sizes and counts must be positive (shared_dim, standing_batches, power_iterations may be 0)")
         if not (self.ortho >= 0 and math.isfinite(self.ortho)):
             bad("ortho must be a finite number >= 0")
         if self.hierarchical and not self.shared_dim:
@@ -137,6 +144,27 @@ def truncated_normal(shape: tuple[int, ...], threshold: float, *, generator: tor
     u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
     z = torch.special.ndtri(lo + u * (1 - 2 * lo))
     return z.clamp(-threshold, threshold).float()                              # ndtri's last ulp stays inside
+
+
+@torch.no_grad()
+def refresh_spectral_norms(net: nn.Module, iterations: int) -> None:
+    """Re-estimate the power-method vectors of every spectral-norm parametrization in `net` for its current weight
+    (dim 0, as torch's spectral_norm uses for Conv2d / Linear / Embedding): from the stored directions, `iterations`
+    steps of v = W^T u / |W^T u|, u = W v / |W v|, so that u^T W v is the top singular value of W again."""
+    for module in net.modules():
+        if not parametrize.is_parametrized(module, "weight"):
+            continue
+        for p in module.parametrizations.weight:
+            if not hasattr(p, "_u"):
+                continue
+            w = module.parametrizations.weight.original.flatten(1)            # (out, fan_in)
+            u = F.normalize(p._u, dim=0, eps=p.eps)
+            v = F.normalize(p._v, dim=0, eps=p.eps)
+            for _ in range(iterations):
+                v = F.normalize(w.t() @ u, dim=0, eps=p.eps)
+                u = F.normalize(w @ v, dim=0, eps=p.eps)
+            p._u.copy_(u)
+            p._v.copy_(v)
 
 
 # ---- networks ---------------------------------------------------------------------------------------------
@@ -373,6 +401,12 @@ class Model(nn.Module):
         return {"loss": out["g_loss"], **out}
 
     # ---- evaluation ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def prepare_evaluation(self) -> None:
+        """Adapt G's buffers to saved (EMA-averaged) weights: spectral-norm vectors, then standing statistics."""
+        refresh_spectral_norms(self.G, self.config.power_iterations)
+        self.standing_statistics()
+
     @torch.no_grad()
     def standing_statistics(self) -> None:
         """G's batch-norm statistics as the plain average of the batch statistics of `standing_batches` training-

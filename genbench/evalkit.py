@@ -93,13 +93,13 @@ class Step:
 
 
 def load_weights(protocol: Protocol, weights, image_shape, seed: int, device: torch.device) -> torch.nn.Module:
-    """A fresh model holding the saved weights, in eval mode. A model that declares `standing_statistics`
-    (BigGAN) recomputes its batch-norm statistics for these weights first: the running averages saved with an EMA
-    of the weights belong to the weights that were trained, not to the average."""
+    """A fresh model holding the saved weights, in eval mode. A model that declares `prepare_evaluation` (BigGAN)
+    adapts its buffers to these weights first: the spectral-norm vectors and batch-norm statistics saved with an
+    EMA of the weights belong to the weights that were trained, not to their average."""
     model = build_model(protocol, image_shape, seed).to(device)
     model.load_state_dict(load_state(weights, map_location=device))
-    if hasattr(model, "standing_statistics"):
-        model.standing_statistics()
+    if hasattr(model, "prepare_evaluation"):
+        model.prepare_evaluation()
     return model.eval()
 
 

@@ -262,3 +262,23 @@ def test_presets_follow_the_recipes():
     small = PRESETS["small"]
     assert small.shared_dim and small.hierarchical and small.ortho == 1e-4 and small.n_critic == 2
     Model(standard, (3, 32, 32))                                            # builds at CIFAR-10's shape
+
+
+def test_refreshed_spectral_norm_vectors_give_unit_top_singular_values():
+    """An EMA averages the power method's unit vectors into shorter ones; refreshing them restores
+    sigma_max(W / sigma) = 1 in every spectrally normalized layer of G, in eval mode."""
+    from genbench.baselines.biggan import refresh_spectral_norms
+
+    m = smoke_model()
+    layers = [mod for mod in m.G.modules() if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        for mod in m.G.modules():
+            if hasattr(mod, "_u"):
+                mod._u.mul_(0.3)                                               # as the quick run's EMA left them
+                mod._v.mul_(0.4)
+    m.eval()
+    shrunk = [torch.linalg.matrix_norm(mod.weight.flatten(1), ord=2).item() for mod in layers]
+    assert max(shrunk) > 5                                                 # sigma underestimated: weights blown up
+    refresh_spectral_norms(m.G, 30)
+    top = [torch.linalg.matrix_norm(mod.weight.flatten(1), ord=2).item() for mod in layers]
+    assert top == pytest.approx([1.0] * len(top), abs=2e-3)
