@@ -12,9 +12,10 @@ accuracy where the model classifies (JEM), the likelihoods estimated by annealed
 (genbench.annealing): bits/dim of an energy-based model's exp(-E) / Z where it declares `energy` and the
 protocol names AIS settings, log p(x) of a decoder where it declares `decoder_mean` and the protocol names
 decoder AIS settings; disentanglement where the dataset has ground-truth factors, traversals where the model
-encodes and decodes, and the model's own figures where it draws some (`figures`). A class-conditional protocol (`Protocol.num_classes`) draws its samples for labels in the
-training split's class proportions, reports the exact marginal likelihood over the classes beside the
-conditional one, and scores the samples against the labels asked for. A new capability adds a step. The same
+encodes and decodes, and the model's own figures where it draws some (`figures`: StyleGAN2's style mixing). A
+class-conditional protocol (`Protocol.num_classes`) draws its samples for labels in the training split's class
+proportions, reports the exact marginal likelihood over the classes beside the conditional one, and scores the
+samples against the labels asked for. A new capability adds a step. The same
 tests tell `expected_metrics`, which a leaderboard checks submissions against, what a protocol writes.
 
 Beside the metrics, as a reference, the exact bits/dim of the independent-pixel histogram model fitted on the

@@ -91,7 +91,7 @@ class ModelFamily:
             caps.append("ode_log_likelihood (probability flow)")
         if hasattr(model, "energy"):
             caps.append("energy (log-likelihood estimate by AIS)")
-        caps += [c for c in ("encode", "decode", "reconstruct", "classify") if hasattr(model, c)]
+        caps += [c for c in ("encode", "decode", "reconstruct", "classify", "figures") if hasattr(model, c)]
         if any(getattr(config, "num_classes", None) for config in self.presets.values()):
             caps.append("class-conditional (labels in training, likelihood and sampling)")
         return caps

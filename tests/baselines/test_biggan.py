@@ -17,12 +17,7 @@ SHAPE = (1, 28, 28)
 ADAM = Optimizer("adam", lr=1e-3, betas=(0.0, 0.999))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def smoke_model(seed: int = 0, **changes) -> Model:

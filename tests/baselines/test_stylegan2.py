@@ -1,4 +1,3 @@
-import contextlib
 import copy
 import dataclasses
 import math
@@ -14,20 +13,7 @@ from genbench.baselines.stylegan2 import (DESCRIPTION, PRESETS, Config, EqualLin
 from genbench.optim import Optimizer
 
 
-@contextlib.contextmanager
-def one_thread_only():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with one_thread_only():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 SHAPE = (1, 28, 28)
