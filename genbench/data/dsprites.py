@@ -187,12 +187,20 @@ def _inside(outline: _StarPolygon, u: np.ndarray, v: np.ndarray, X: np.ndarray, 
 
 def _render(factors: np.ndarray) -> np.ndarray:
     """uint8 (n, 64, 64) in {0, 255} for checked factor classes (n, 5)."""
-    n = len(factors)
-    shape = factors[:, 0]
-    scale = FACTOR_VALUES["scale"][factors[:, 1]][:, None, None]  # (n, 1, 1)
-    theta = FACTOR_VALUES["orientation"][factors[:, 2]][:, None, None]
-    cx = 16 + 32 * FACTOR_VALUES["pos_x"][factors[:, 3]][:, None, None]  # sprite centre on screen
-    cy = 16 + 32 * FACTOR_VALUES["pos_y"][factors[:, 4]][:, None, None]
+    return _render_values(factors[:, 0], FACTOR_VALUES["scale"][factors[:, 1]],
+                          FACTOR_VALUES["orientation"][factors[:, 2]], FACTOR_VALUES["pos_x"][factors[:, 3]],
+                          FACTOR_VALUES["pos_y"][factors[:, 4]])
+
+
+def _render_values(shape: np.ndarray, scale: np.ndarray, theta: np.ndarray, pos_x: np.ndarray,
+                   pos_y: np.ndarray) -> np.ndarray:
+    """uint8 (n, 64, 64) in {0, 255}: shape classes (n,) drawn at factor values (n,) each (scale, orientation in
+    radians, positions on [0, 1]), which need not lie on the dataset's grid."""
+    n = len(shape)
+    scale = np.asarray(scale, np.float64)[:, None, None]  # (n, 1, 1)
+    theta = np.asarray(theta, np.float64)[:, None, None]
+    cx = 16 + 32 * np.asarray(pos_x, np.float64)[:, None, None]  # sprite centre on screen
+    cy = 16 + 32 * np.asarray(pos_y, np.float64)[:, None, None]
     # Render a _WINDOW-pixel square around each centre; everything outside it is background.
     c0 = np.round(cx).astype(np.int64) - _WINDOW // 2  # (n, 1, 1) first column / row
     r0 = np.round(cy).astype(np.int64) - _WINDOW // 2
@@ -210,6 +218,27 @@ def _render(factors: np.ndarray) -> np.ndarray:
             inside[s] = _inside(outline, u[s], v[s], X[s], Y[s], (cx[s], cy[s], cos[s], sin[s], scale[s]))
     out = np.zeros((n, SIZE, SIZE), np.uint8)
     out[np.arange(n)[:, None, None], r0 + w[:, None], c0 + w] = inside * np.uint8(255)
+    return out
+
+
+def render(shape: np.ndarray, scale: np.ndarray, orientation: np.ndarray, pos_x: np.ndarray, pos_y: np.ndarray,
+           *, chunk: int = 2048) -> np.ndarray:
+    """Render sprites at any factor values, on the dataset's grid or off it (an orientation turned by a quarter,
+    as translation targets need): shape classes int (n,) in 0..2, scale, orientation (radians) and positions
+    float (n,) -> uint8 (n, 1, 64, 64) in {0, 255}. On grid values it is images_from_factors, pixel for pixel."""
+    shape = np.asarray(shape)
+    values = [np.broadcast_to(np.asarray(v, np.float64), shape.shape) for v in (scale, orientation, pos_x, pos_y)]
+    if shape.ndim != 1 or not np.issubdtype(shape.dtype, np.integer) or (shape.size and (shape.min() < 0 or
+                                                                                           shape.max() > 2)):
+        raise GenbenchError(f"dSprites shapes must be integer classes (n,) in 0..2, got {shape.dtype} {shape.shape}")
+    scale, _, pos_x, pos_y = values
+    if not (np.isfinite(values[1]).all() and ((scale > 0) & (scale <= 1)).all()
+            and all(((p >= 0) & (p <= 1)).all() for p in (pos_x, pos_y))):
+        raise GenbenchError("dSprites factor values must be finite, scale in (0, 1], positions in [0, 1] (the sprite "
+                            "stays on the 64x64 canvas)")
+    out = np.zeros((len(shape), 1, SIZE, SIZE), np.uint8)
+    for i in range(0, len(shape), chunk):
+        out[i : i + chunk, 0] = _render_values(shape[i : i + chunk], *(v[i : i + chunk] for v in values))
     return out
 
 
