@@ -129,6 +129,10 @@ def test_the_truncation_plot_puts_each_threshold_at_its_scores():
                          {"truncation": 1.0, "fid[x]": 5.0, "is[x]": 3.0}]}
     line = truncation_plot(section).axes[0].lines[0]
     assert list(line.get_xdata()) == [4.0, 3.0, 1.5] and list(line.get_ydata()) == [3.0, 5.0, 9.0]  # none, 1, 0.5
+    # the standard extractor's scores carry no extractor suffix (CIFAR-10 through Inception)
+    curve = [{"truncation": p["truncation"], "fid": p["fid[x]"], "is": p["is[x]"]} for p in section["curve"]]
+    inception = {**section, "metrics": ["fid", "is"], "curve": curve}
+    assert list(truncation_plot(inception).axes[0].lines[0].get_ydata()) == [3.0, 5.0, 9.0]
 
 
 def test_a_board_draws_the_truncation_curve_of_its_entry(reference, tmp_path):

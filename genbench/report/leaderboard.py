@@ -118,7 +118,8 @@ def _title(board: Path) -> str:
 def _draw_plots(board: Path, frame, built: list[tables.Table], formats, results: list[tuple[dict, Path]]) -> list[dict]:
     """Per table: a bar chart of each column, and the first column with training times against training time;
     then, where results of its dataset have them, their sample quality over training (one plot per kind of
-    snapshot curve), each truncation curve (FID against IS) and the loss terms of the entries' training logs. `results`: (result, its board folder)."""
+    snapshot curve), each truncation curve (FID against IS) and the loss terms of the entries' training logs.
+    `results`: (result, its board folder)."""
     from genbench.report import plots, run_plots
 
     keys = [entries.column_key(name, dict(zip(entries.COLUMN_FIELDS, vals))) for name, *vals in

@@ -556,7 +556,7 @@ def sampler_steps_plot(section: dict, *, title: str = "Sample quality against sa
 def truncation_plot(section: dict, *, title: str = "FID against IS over the truncation threshold") -> Figure:
     """BigGAN's Fig. 4: one point per truncation threshold, IS across and FID up, each labelled with its threshold
     (the untruncated samples as "none"), joined from the widest threshold to the narrowest."""
-    fid, inception = (next(m for m in section["metrics"] if m.startswith(f"{base}[")) for base in ("fid", "is"))
+    fid, inception = (next(m for m in section["metrics"] if m.partition("[")[0] == base) for base in ("fid", "is"))
     curve = sorted(section["curve"], key=lambda p: -math.inf if p["truncation"] is None else -p["truncation"])
     x = np.array([_number(p[inception]) for p in curve])
     y = np.array([_number(p[fid]) for p in curve])
