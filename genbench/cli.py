@@ -154,7 +154,8 @@ def _print_protocol(protocol, seed: int, out: Path) -> None:
     click.echo(f"  eval      {protocol.dataset}:{ev.split}"
                + (f" (first {ev.num_images})" if ev.num_images else " (all)")
                + (f", IWAE k={ev.iwae_k} on {ev.iwae_images}" if ev.iwae_k else "")
-               + f", {ev.num_samples} samples")
+               + (f", {ev.translation_images} images of each domain translated" if protocol.domains else
+                  f", {ev.num_samples} samples"))
     click.echo(f"  run dir   {out}")
 
 
@@ -170,8 +171,9 @@ def _print_metrics(result: dict) -> None:
         click.echo(f"  {name:<{width}} {arrow} {value:>10}   {details}")
     c = result["compute"]
     if c.get("train_seconds") is not None:
-        click.echo(f"  trained {c['train_seconds']:.1f} s on {c['device']}; {c['parameters']:,} parameters; "
-                   f"sampling {c['sample_images_per_s']:.0f} images/s")
+        speed = c.get("sample_images_per_s")
+        click.echo(f"  trained {c['train_seconds']:.1f} s on {c['device']}; {c['parameters']:,} parameters"
+                   + (f"; sampling {speed:.0f} images/s" if speed is not None else ""))
 
 
 @main.command()
@@ -350,14 +352,17 @@ def extractor() -> None:
 
 
 @extractor.command("train")
-@click.option("--dataset", default="fashion-mnist", show_default=True, type=click.Choice(["fashion-mnist"]))
+@click.option("--dataset", default="fashion-mnist", show_default=True,
+              type=click.Choice(["fashion-mnist", "dsprites-shapes"]),
+              help="fashion-mnist: lenet-fashion-mnist, 10 clothing classes, 28x28; dsprites-shapes: "
+                   "lenet-dsprites-shapes, 3 shapes (square, ellipse, heart), 64x64.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("extractor"),
               show_default=True, help="Folder for the weights and their record (sha256, test accuracy).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="GENBENCH_DATA")
 @_friendly_errors
 def extractor_train(dataset, out, seed, data_root) -> None:
-    """Train the domain classifier with genbench's fixed recipe; reproduces the weights shipped in the package."""
+    """Train a domain classifier with genbench's fixed recipe; reproduces the weights shipped in the package."""
     from genbench.metrics.domain import train_extractor
 
     record = train_extractor(dataset=dataset, out=out, seed=seed, data_root=data_root)

@@ -4,8 +4,8 @@ Evaluation is a short list of steps (STEPS). Each step names what it needs, as a
 and the protocol, never on a family's name: bits/dim where `log_likelihood` exists (and its IWAE bound where
 the model takes importance samples), bits/dim of the probability-flow ODE where `ode_log_likelihood` exists
 and the protocol names a subset for it, PSNR/SSIM where `reconstruct` exists (the VAE's decoder, a GAN's latent
-projection), samples for every family, their sample quality and mode coverage where the protocol names an
-extractor, the curve over training where the protocol keeps snapshots, FID against the sampling temperature where
+projection), samples for every family that samples, their sample quality and mode coverage where the protocol names
+an extractor, the curve over training where the protocol keeps snapshots, FID against the sampling temperature where
 the model samples at one (Glow) and the protocol names temperatures, FID against IS over the truncation threshold
 where the model samples with one (BigGAN) and the protocol names thresholds (the curves are genbench.curves), test
 accuracy where the model classifies (JEM), the likelihoods estimated by annealed importance sampling
@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from genbench import GenbenchError, annealing, curves, results
+from genbench import GenbenchError, annealing, curves, results, translations
 from genbench.data import ImageData
 from genbench.device import device_description, synchronize
 from genbench.evalkit import Context, Step, batches, bpd_metric, dims, draw, fidelity, load_weights
@@ -55,7 +55,7 @@ def open_context(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
     seed = rd.info()["seed"]
     model = load_weights(protocol, rd.weights, tuple(images.shape[1:]), seed, device)
     ctx = Context(rd, protocol, model, train, held_out, images, device, progress, seed,
-                  files={"weights": rd.weights.name, "samples": rd.samples_png.name, "train_log": "train_log.jsonl"})
+                  files={"weights": rd.weights.name, "train_log": "train_log.jsonl"})
     if protocol.num_classes:
         from genbench.metrics.conditional import label_plan
 
@@ -87,7 +87,7 @@ def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
         "dataset": protocol.dataset,
         "seed": info["seed"],
         "protocol": {"name": protocol.name, "version": protocol.version, "hash": protocol.hash,
-                     "tier": protocol.tier},
+                     "tier": protocol.tier, **({"task": "translation"} if protocol.domains else {})},
         "metrics": ctx.metrics,
         "references": references,
         **ctx.extra,
@@ -244,6 +244,7 @@ def _samples(ctx: Context) -> None:
     grid = make_grid(shown, nrow=8, padding=2, pad_value=255)  # (3, H', W') uint8, gray repeated
     image = Image.fromarray(grid.permute(1, 2, 0).numpy())
     atomic_write(ctx.rd.samples_png, lambda f: image.save(f, format="PNG"))
+    ctx.files["samples"] = ctx.rd.samples_png.name
     ctx.samples = samples.numpy()
 
 
@@ -394,12 +395,14 @@ STEPS: tuple[Step, ...] = (
                        *(["bpd_iwae"] if _takes_iwae(m, p) else [])]),
     Step("probability-flow likelihood", _has_ode_likelihood, _ode_likelihood, lambda m, p: ["bpd_ode"]),
     Step("reconstruction", lambda m, p: hasattr(m, "reconstruct"), _reconstruction, lambda m, p: ["psnr", "ssim"]),
-    Step("samples", lambda m, p: True, _samples),
+    Step("samples", lambda m, p: hasattr(m, "sample"), _samples),
     Step("figures", lambda m, p: hasattr(m, "figures"), _figures),
-    Step("sample quality", lambda m, p: bool(p.evaluation.extractor and p.evaluation.fidelity_metrics),
+    Step("sample quality", lambda m, p: hasattr(m, "sample") and bool(p.evaluation.extractor
+                                                                    and p.evaluation.fidelity_metrics),
          _sample_quality, _fidelity_names),
     Step("mode coverage", lambda m, p: bool(p.evaluation.extractor and p.evaluation.modes), _mode_coverage,
          _mode_names),
+    Step("translation", translations.applies, translations.translation, translations.metric_names),
     Step("class-conditional sample quality", lambda m, p: bool(p.num_classes and p.evaluation.extractor),
          _class_conditional_quality, _class_conditional_names),
     Step("snapshots", lambda m, p: bool(p.snapshot_every and p.evaluation.extractor and p.evaluation.fidelity_metrics),

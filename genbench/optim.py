@@ -5,8 +5,8 @@
     Optimizer("adam", lr=2e-4, betas=(0.0, 0.9), schedule=Schedule(decay="linear"))   # WGAN-GP's ResNet recipe
 
 `schedule` scales the learning rate of every optimizer of a run as a pure function of the step (warmup, then
-constant or linear decay to zero at the last step), applied by the runner before each step; a resumed run
-therefore follows the same rates without saving any scheduler state.
+constant, linear decay to zero at the last step from the first step or from `decay_start`, or steps), applied by
+the runner before each step; a resumed run therefore follows the same rates without saving any scheduler state.
 """
 
 from __future__ import annotations
@@ -27,12 +27,16 @@ class Schedule:
     # `gamma` at each of the `milestones` (steps), as JEM's 0.3 at epochs 160 and 180.
     milestones: tuple[int, ...] | None = None
     gamma: float | None = None
+    # Added later still: decay "linear" starts at this step (constant before it), CycleGAN's 100 + 100 epochs.
+    decay_start: int | None = None
 
     def __post_init__(self):
         if self.warmup < 0 or self.decay not in ("constant", "linear", "step"):
             raise ValueError(f"invalid schedule {self}: warmup >= 0, decay 'constant', 'linear' or 'step'")
         if (self.decay == "step") != (self.milestones is not None and self.gamma is not None):
             raise ValueError(f"invalid schedule {self}: decay 'step' takes milestones and gamma, no other decay does")
+        if self.decay_start is not None and (self.decay != "linear" or self.decay_start < 0):
+            raise ValueError(f"invalid schedule {self}: decay_start (>= 0) belongs to decay 'linear'")
 
     def factor(self, step: int, total_steps: int) -> float:
         """Learning-rate multiplier for the update that takes the model from `step` to `step + 1`."""
@@ -40,7 +44,8 @@ class Schedule:
         if self.warmup and step < self.warmup:
             f = (step + 1) / self.warmup
         if self.decay == "linear":
-            f *= max(0.0, 1.0 - step / total_steps)
+            start = self.decay_start or 0
+            f *= 1.0 if step < start else max(0.0, 1.0 - (step - start) / max(total_steps - start, 1))
         elif self.decay == "step":
             f *= self.gamma ** sum(step >= m for m in self.milestones)
         return f

@@ -84,7 +84,7 @@ class ModelFamily:
 
     def capabilities(self) -> list[str]:
         model = self.model_class
-        caps = ["sample"]
+        caps = [c for c in ("sample", "translate") if hasattr(model, c)]
         if hasattr(model, "log_likelihood"):
             caps.append(f"log_likelihood ({model.likelihood})")
         if hasattr(model, "ode_log_likelihood"):
@@ -165,8 +165,8 @@ def find_protocol(*, model: str, dataset: str, tier: str):
 
 def _register_builtins() -> None:
     from genbench import data, protocols
-    from genbench.baselines import (beta_vae, biggan, ddpm, ebm, factor_vae, ffjord, flows, gan, made, nade, ncsn,
-                                    pixelcnn, pixelcnnpp, pixelrnn, stylegan2, vae)
+    from genbench.baselines import (beta_vae, biggan, cyclegan, ddpm, ebm, factor_vae, ffjord, flows, gan, made, nade,
+                                    ncsn, pixelcnn, pixelcnnpp, pixelrnn, stylegan2, vae)
     from genbench.metrics import domain, features
 
     MODELS.register("vae", ModelFamily("vae", vae))
@@ -176,6 +176,7 @@ def _register_builtins() -> None:
         MODELS.register(name, ModelFamily(name, gan, variant=name))
     MODELS.register("biggan", ModelFamily("biggan", biggan))
     MODELS.register("stylegan2", ModelFamily("stylegan2", stylegan2))
+    MODELS.register("cyclegan", ModelFamily("cyclegan", cyclegan))
     MODELS.register("ddpm", ModelFamily("ddpm", ddpm))
     for name in ncsn.VARIANTS:  # ncsn, ncsnv2
         MODELS.register(name, ModelFamily(name, ncsn, variant=name))
@@ -243,10 +244,24 @@ def _register_builtins() -> None:
                    True, "", "genbench.metrics.fidelity", "samples + extractor"),
         MetricInfo("coverage", "coverage (k=5): share of reference neighbourhoods holding at least one sample",
                    True, "", "genbench.metrics.fidelity", "samples + extractor"),
+        *(MetricInfo(f"{name}_{d}", f"{what}, {way}", True, unit, module, "translate + a translation protocol")
+          for d, way in (("a_to_b", "domain A translated into B"), ("b_to_a", "domain B translated into A"))
+          for name, what, unit, module in (
+              ("psnr", "PSNR of translations against the ground-truth target image (dSprites: the target shape "
+               "at the source's factors, the closest valid orientation)", "dB", "genbench.metrics.translation"),
+              ("ssim", "SSIM of translations against that ground truth", "", "genbench.metrics.translation"),
+              ("iou", "IoU of the translated shape with the ground truth's (pixels > 127)", "",
+               "genbench.metrics.translation"),
+              ("target_accuracy", "share of translations the extractor classifies as the target domain", "",
+               "genbench.translations"))),
+        *(MetricInfo(f"{name}_{d}", f"{what} of translations from domain {d[0].upper()} against the reference "
+                     f"split's images of domain {d[-1].upper()}", False, "", "genbench.translations",
+                     "translate + a translation protocol + extractor")
+          for d in ("a_to_b", "b_to_a") for name, what in (("fid", "FID"), ("kid", "KID"))),
     ):
         METRICS.register(info.name, info)
 
-    for spec in (*features.BUILTIN, domain.LENET_FASHION_MNIST):
+    for spec in (*features.BUILTIN, domain.LENET_FASHION_MNIST, domain.LENET_DSPRITES_SHAPES):
         EXTRACTORS.register(spec.name, spec)
 
     for p in protocols.BUILTIN:

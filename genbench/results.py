@@ -3,6 +3,10 @@
 A result says how its numbers were made: the protocol (name, version, hash), the seed, each metric with its
 direction, sample count, split and estimator, the compute it took, and provenance (genbench version, git
 commit, torch version, data hash, checkpoint sha256). Leaderboards are built from these files alone.
+
+Schema 1 grows only by keys its readers may ignore: a translation run (a protocol with two domains) is a
+"training run" whose protocol says `"task": "translation"`, whose metrics are named per direction (psnr_a_to_b,
+fid_b_to_a[...], ...) as records of the same form, and which holds a `translation` section naming its domains.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ snapshots, logs, stopping on a non-finite loss, and the final evaluation. A fami
 several batches (a critic's n_critic updates) declares `batches_per_step`; the step then gets that many
 consecutive batches of the data order in one tensor. A protocol whose model trains on class labels
 (`Protocol.label_classes`: a class-conditional model, or a classifier such as JEM) gives the step the batch's labels
-too. A family with training state beside its weights (an EBM's replay buffer) declares `train_state()` and
+too; a translation protocol (`Protocol.domains`) trains on the images of its two domains, half of every batch from
+each, with labels 0 (A) and 1 (B). A family with training state beside its weights (an EBM's replay buffer) declares `train_state()` and
 `load_train_state()`; the checkpoint holds that state, model.pt never does. Evaluation is never inside training:
 training ends by writing `model.pt`, and `evaluate` loads that file into a fresh model.
 
@@ -36,6 +37,7 @@ from genbench.optim import set_learning_rates
 from genbench.protocols import Protocol
 from genbench.registry import build_model
 from genbench.rundir import RunDir
+from genbench.translations import domain_images
 
 Echo = Callable[[str], None]
 
@@ -63,12 +65,18 @@ def run(protocol: Protocol, opts: RunOptions, echo: Echo = print) -> dict | None
     train_data = spec.load(protocol.train_split, **load)
     held_out = spec.load(protocol.evaluation.split, **load)
 
-    if protocol.label_classes:
-        for data in (train_data, held_out):
-            check_class_labels(data, protocol.label_classes, protocol.model)
+    if protocol.domains:  # translation: the images of the two domains, labelled 0 (A) and 1 (B); the held-out
+        # loss on 64 of each (a translator's step runs six generator passes: 500 images cost seconds per log)
+        (x_train, y_train), (x_held, y_held) = (domain_images(data, protocol.domains, protocol.model, per_domain=n)
+                                                for data, n in ((train_data, None), (held_out, 64)))
+    else:
+        (x_train, y_train), (x_held, y_held) = ((data.images, data.labels) for data in (train_data, held_out))
+        if protocol.label_classes:
+            for data in (train_data, held_out):
+                check_class_labels(data, protocol.label_classes, protocol.model)
     if not rd.weights.exists():
-        labels = (train_data.labels, held_out.labels) if protocol.label_classes else (None, None)
-        finished = train(protocol, rd, train_data.images, held_out.images, device=device, seed=opts.seed,
+        labels = (y_train, y_held) if protocol.label_classes else (None, None)
+        finished = train(protocol, rd, x_train, x_held, device=device, seed=opts.seed,
                          max_minutes=opts.max_minutes, progress=opts.progress, echo=echo, labels=labels)
         if not finished:
             return None
@@ -117,6 +125,20 @@ class DataOrder:
         return self._perm[i * self.batch_size:(i + 1) * self.batch_size]
 
 
+class DomainOrder:
+    """A translation protocol's batches: the first half from domain A, the second from domain B, each domain's
+    images in a DataOrder of their own (seeds 2 seed and 2 seed + 1, so the two orders are not one permutation)."""
+
+    def __init__(self, domains: torch.Tensor, batch_size: int, seed: int):
+        if batch_size % 2:
+            raise GenbenchError(f"a translation protocol's batch size must be even (half per domain), got {batch_size}")
+        self.index = [torch.nonzero(domains == d).squeeze(1) for d in (0, 1)]
+        self.orders = [DataOrder(len(ix), batch_size // 2, 2 * seed + d) for d, ix in enumerate(self.index)]
+
+    def __call__(self, step: int) -> torch.Tensor:
+        return torch.cat([ix[order(step)] for ix, order in zip(self.index, self.orders)])
+
+
 def check_class_labels(data, num_classes: int, model: str) -> None:
     """A model that trains on class labels needs one class in 0..num_classes-1 per image of every split it reads."""
     labels = data.labels
@@ -142,7 +164,8 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
     optimizers = model.configure_optimizers(protocol.optimizer)
     ema = EMA(model, protocol.ema) if protocol.ema else None
     k = getattr(model, "batches_per_step", 1)  # consecutive batches of the data order per step
-    order = DataOrder(len(x_all), protocol.batch_size, seed)
+    order = DomainOrder(y_all, protocol.batch_size, seed) if protocol.domains else \
+        DataOrder(len(x_all), protocol.batch_size, seed)
     images_per_step = k * protocol.batch_size
     step, train_seconds = 0, 0.0
 

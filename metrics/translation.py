@@ -28,6 +28,7 @@ import numpy as np
 from genbench import GenbenchError
 
 SHAPES = ("square", "ellipse", "heart")
+DATASETS = ("dsprites", "dsprites-shapes")  # the datasets labelled by dSprites factor classes (N, 5)
 SYMMETRY = (4, 2, 1)  # rotational symmetry order of each outline of genbench.data.dsprites (tests check it)
 DEFINITION = ("against the ground-truth image of the target shape with the source's scale, position and "
               "orientation turned by 2 pi k / s (s = the source shape's rotational symmetry order), the one "

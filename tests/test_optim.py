@@ -33,6 +33,16 @@ def test_schedule_factors_follow_warmup_and_linear_decay():
         Schedule(decay="cosine")
 
 
+def test_linear_decay_from_decay_start_is_cyclegans_constant_then_linear_schedule():
+    # Zhu et al.: the rate held for the first half, then lr * (1 - (step - start) / (total - start))
+    schedule = Schedule(decay="linear", decay_start=6)
+    assert [schedule.factor(s, 10) for s in (0, 5, 6, 7, 9)] == pytest.approx([1.0, 1.0, 1.0, 0.75, 0.25])
+    assert Schedule(decay="linear", decay_start=0).factor(5, 10) == Schedule(decay="linear").factor(5, 10)
+    for bad in (dict(decay="constant", decay_start=3), dict(decay="linear", decay_start=-1)):
+        with pytest.raises(ValueError, match="decay_start"):
+            Schedule(**bad)
+
+
 def test_set_learning_rates_scales_from_the_initial_rate_every_time():
     opt = Optimizer("adam", lr=0.2).build([torch.nn.Parameter(torch.zeros(2))])
     for step in (3, 7, 3):  # a pure function of the step: no drift from repeated scaling

@@ -66,7 +66,7 @@ def test_optional_fields_are_hashed_only_once_set():
     owners = {"evaluation": Evaluation, "protocol": Protocol, "optimizer": Optimizer}
     declared = {name: owner for owner, cls in owners.items() for name in (f.name for f in dataclasses.fields(cls))}
     in_model_configs = {"num_classes"}  # a model Config's optional field (pixelcnn.Config)
-    in_schedules = {"milestones", "gamma"}  # genbench.optim.Schedule's
+    in_schedules = {"milestones", "gamma", "decay_start"}  # genbench.optim.Schedule's
     assert in_schedules <= {f.name for f in dataclasses.fields(Schedule)}
     assert OPTIONAL_FIELDS - in_model_configs - in_schedules - {"kinetic_energy", "jacobian_norm"} <= set(declared)
     assert in_model_configs <= {f.name for f in dataclasses.fields(pixelcnn.Config)}

@@ -15,12 +15,14 @@ from genbench.data.celeba import CELEBA64
 from genbench.data.cifar10 import CIFAR10
 from genbench.data.digits import DIGITS
 from genbench.data.dsprites import DSPRITES
+from genbench.data.dsprites_shapes import DSPRITES_SHAPES
 from genbench.data.folder import folder
 from genbench.data.idx import FASHION_MNIST, MNIST
 from genbench.data.stacked import STACKED_FASHION_MNIST
 
 BUILTIN: tuple[DatasetSpec, ...] = (
-    FASHION_MNIST, MNIST, CIFAR10, CELEBA64, DIGITS, DSPRITES, STACKED_FASHION_MNIST, BINARIZED_MNIST,
+    FASHION_MNIST, MNIST, CIFAR10, CELEBA64, DIGITS, DSPRITES, DSPRITES_SHAPES, STACKED_FASHION_MNIST,
+    BINARIZED_MNIST,
 )
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "CELEBA64",
     "DIGITS",
     "DSPRITES",
+    "DSPRITES_SHAPES",
     "STACKED_FASHION_MNIST",
     "BINARIZED_MNIST",
     "BUILTIN",

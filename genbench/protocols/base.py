@@ -55,6 +55,7 @@ class Evaluation:
     decoder_ais: Any = None  # genbench.metrics.ais.Decoder: log p(x) of a decoder by AIS over its latent
     truncations: tuple[float, ...] | None = None  # FID and IS against the truncation threshold (BigGAN Fig. 4)
     truncation_samples: int | None = None  # samples per point of that curve; None: num_samples
+    translation_images: int | None = None  # held-out images of each domain translated and scored (Protocol.domains)
 
 
 # Fields added to the dataclasses after the first protocols were published. While unset (None) they are left
@@ -66,7 +67,8 @@ OPTIONAL_FIELDS = frozenset({"subset_seed", "disentanglement", "reconstruct_imag
                              "snapshot_every", "schedule", "ode_images", "ode_batch_size", "sampler_steps",
                              "sampler_steps_samples", "temperatures", "temperature_samples", "num_classes",
                              "milestones", "gamma", "ais", "kinetic_energy", "jacobian_norm",
-                             "decoder_ais", "truncations", "truncation_samples", "ema_start"})
+                             "decoder_ais", "truncations", "truncation_samples", "ema_start", "domains",
+                             "translation_images", "decay_start"})
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ class Protocol:
     # Optional fields (OPTIONAL_FIELDS):
     snapshot_every: int | None = None  # keep the evaluated weights every this many steps; scored after training
     ema_start: int | None = None  # the EMA copies the weights until this step, then averages (BigGAN's ema_start)
+    # A translation protocol (CycleGAN): the dataset classes of domains A and B (for factor labels, values of the
+    # first factor). Training takes the images of both, half of every batch from each, labelled 0 (A) and 1 (B).
+    domains: tuple[int, int] | None = None
 
     @property
     def name(self) -> str:
@@ -109,7 +114,10 @@ class Protocol:
     @property
     def label_classes(self) -> int | None:
         """The classes whose labels the model's training step takes: a class-conditional model's (`num_classes`),
-        or a classifier's that is not conditioned on them (JEM: its Config's `classes` logits); None if neither."""
+        a classifier's that is not conditioned on them (JEM: its Config's `classes` logits), or a translation
+        protocol's two domains; None if none of these."""
+        if self.domains:
+            return 2  # a translation protocol's domain labels, 0 (A) and 1 (B)
         return self.num_classes or getattr(self.model_config, "classes", 0) or None
 
     def to_dict(self) -> dict:

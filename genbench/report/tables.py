@@ -37,17 +37,23 @@ from genbench.report import entries
 FORMATS = ("md", "csv", "latex", "html")
 _FORMAT_ALIASES = {"markdown": "md", "tex": "latex"}
 
+# A translation protocol's scores, per direction (genbench.translations), after everything else.
+TRANSLATION_NAMES = {f"{m}_{d}": f"{label} {arrow}" for d, arrow in (("a_to_b", "A→B"), ("b_to_a", "B→A"))
+                     for m, label in (("psnr", "PSNR"), ("ssim", "SSIM"), ("iou", "IoU"), ("fid", "FID"),
+                                      ("kid", "KID"), ("target_accuracy", "Target accuracy"))}
+
 # Column order: likelihood, reconstruction, sample quality, mode coverage, then any other metric alphabetically.
 METRIC_ORDER = ("bpd", "bpd_iwae", "bpd_ode", "bpd_ais", "log_px_gauss_ais", "bpd_conditional", "accuracy", "psnr",
                 "ssim", "fid", "kid", "is", "precision", "recall", "density", "coverage", "classes_covered",
-                "class_kl", "modes_covered", "mode_kl", "class_accuracy", "fid_intra", *SCORE_NAMES)
+                "class_kl", "modes_covered", "mode_kl", "class_accuracy", "fid_intra", *SCORE_NAMES,
+                *TRANSLATION_NAMES)
 DISPLAY = {"bpd": "bits/dim", "bpd_iwae": "bits/dim IWAE", "bpd_ode": "bits/dim ODE", "bpd_ais": "bits/dim AIS",
            "log_px_gauss_ais": "log p(x) Gaussian AIS",
            "bpd_conditional": "bits/dim given class", "accuracy": "Test accuracy", "class_accuracy": "Class accuracy",
            "fid_intra": "Intra-FID", "psnr": "PSNR", "ssim": "SSIM", "fid": "FID",
            "kid": "KID", "is": "IS", "precision": "Precision", "recall": "Recall", "density": "Density",
            "coverage": "Coverage", "classes_covered": "Classes covered", "class_kl": "Class KL",
-           "modes_covered": "Modes covered", "mode_kl": "Mode KL", **SCORE_NAMES}
+           "modes_covered": "Modes covered", "mode_kl": "Mode KL", **SCORE_NAMES, **TRANSLATION_NAMES}
 # Metrics that count something (classes, modes): whole numbers shown as such, a mean over seeds that is not one
 # with one decimal.
 COUNTS = frozenset({"classes_covered", "modes_covered"})
@@ -55,7 +61,9 @@ COUNTS = frozenset({"classes_covered", "modes_covered"})
 # significant digits. A std or CI is shown with the decimals of its mean.
 DECIMALS = {"bpd": 3, "bpd_iwae": 3, "bpd_ode": 3, "bpd_ais": 3, "log_px_gauss_ais": 1, "bpd_conditional": 3,
             "accuracy": 3, "class_accuracy": 3, "fid_intra": 2, "fid": 2, "is": 2, "psnr": 2, "ssim": 3,
-            "precision": 3, "recall": 3, "density": 3, "coverage": 3, **dict.fromkeys(SCORE_NAMES, 3)}
+            "precision": 3, "recall": 3, "density": 3, "coverage": 3, **dict.fromkeys(SCORE_NAMES, 3),
+            **{name: 2 if name.startswith(("psnr", "fid")) else 3 for name in TRANSLATION_NAMES if
+               not name.startswith("kid")}}
 SIGNIFICANT = 4
 REFERENCE_DESCRIPTIONS = {
     "independent pixels": "each pixel an independent categorical distribution fitted on the training split; "
