@@ -38,8 +38,8 @@ Conventions and decisions
 - One step = one generator update of both G's on adversarial + cycle + identity losses, then one discriminator
   update of both D's on real vs pooled fakes, each D loss halved. `configure_optimizers` builds one optimizer
   over both generators and one over both discriminators (as the reference's itertools.chain). The paper's
-  schedule (constant, then linear decay over the second half) is not genbench.optim.Schedule's "linear" (which
-  decays from the first step); a protocol would need that shape added there.
+  schedule (constant, then linear decay over the second half) is the protocols' Schedule(decay="linear",
+  decay_start=steps // 2), applied by the runner.
 - The reported terms are the weighted contributions: loss = g_adv_ab + g_adv_ba + cycle_a + cycle_b +
   identity_a + identity_b, with cycle_x = lambda_cycle * mean |reconstruction(x) - x| and identity_a =
   lambda_identity * lambda_cycle * mean |G_ba(a) - a| (the generator INTO a domain fed that domain; the
@@ -105,9 +105,8 @@ class Config:
             bad(f"gan_loss must be one of {GAN_LOSSES}")
 
 
-# "small" misses its target of 3 steps/s: one train_step on 8 + 8 images of 1 x 64 x 64 (Adam) took 0.47 s on 1
-# CPU thread (2.1 steps/s) and 2.3 s on 2 threads, measured on a 2-core machine shared with a CI run (load ~2.5),
-# 6 timed steps after 2 warm-up steps. Narrower is not the fix: g_width 4, 1 block, d_width 4 took 0.38 s; the
+# "small": one train_step on 8 + 8 images of 1 x 64 x 64 (Adam) took 0.216 s on the idle 2-core machine (2
+# threads, 20 timed steps after 3; 0.47 s on 1 thread when the machine was shared with a CI run). Narrower is not the fix: g_width 4, 1 block, d_width 4 took 0.38 s; the
 # step runs G 6 times and D 4 times over 64 x 64 maps, and the backward of the 7 x 7 convolutions to and from
 # 1 channel at full resolution dominates the profile. "standard": the paper's ResNet generator with 6 blocks (its
 # choice for 128 x 128 and smaller training images; dSprites is 64 x 64) and the 70 x 70 PatchGAN.

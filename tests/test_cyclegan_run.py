@@ -231,3 +231,17 @@ def test_resume_after_sigkill_reaches_the_same_result(reference, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Resuming from step 4/6" in proc.stdout
     assert comparable(results.load(out)) == comparable(reference[1])
+
+
+def test_a_board_takes_the_run_and_shows_both_directions(reference, tmp_path):
+    from genbench.report.leaderboard import build
+    from genbench.report.submit import submit
+
+    out, result = reference
+    submit(out, tmp_path / "board")
+    build(tmp_path / "board")
+    page = (tmp_path / "board" / "README.md").read_text()
+    table = next(line for line in page.splitlines() if line.startswith("| cyclegan"))
+    for column in ("IoU A→B", "IoU B→A", "FID B→A [lenet-dsprites-shapes]", "Target accuracy A→B"):
+        assert column in page
+    assert f"{result['metrics']['iou_b_to_a']['value']:.3f}" in table
