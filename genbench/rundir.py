@@ -67,6 +67,12 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise GenbenchError(f"--out {self.path} is a file, not a directory.")
         holds_run = self.run_json.exists()
+        if holds_run and not force and not any(f.exists() for f in (self.checkpoint, self.weights, self.result)):
+            # a run that never saved a step (its data could not be loaded, or it stopped before its first
+            # checkpoint) holds nothing to protect or resume: start it again as new
+            echo(f"{self.path} holds a run that never saved a step ({self.status()}); starting it as new.")
+            self.clear()
+            holds_run = False
         if force and holds_run:
             echo(f"--force: removing the run in {self.path} ({self.status()}).")
             self.clear()

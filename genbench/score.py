@@ -124,8 +124,9 @@ def _load(samples_path: str | Path, settings: ScoreSettings) -> _Samples:
             raise GenbenchError(f"{samples_path} holds {len(data)} images; --num-samples {n} asks for more.")
         images = readonly(np.ascontiguousarray(data.images[:n]))
         return _Samples(images, str(samples_path), n, (), content_hash(images, None), real_data=True)
+    # a grayscale extractor reads the samples as grayscale: a colour file among them is named, not a shape
     samples = load_samples(samples_path, strict=settings.strict, num_samples=settings.num_samples,
-                           progress=settings.progress)
+                           progress=settings.progress, channels=registry.EXTRACTORS[settings.extractor].channels)
     return _Samples(samples.images, str(path.resolve()), samples.files, samples.skipped, samples.content_hash)
 
 

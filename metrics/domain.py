@@ -239,6 +239,7 @@ LENET_FASHION_MNIST = ExtractorSpec(
     input="uint8 1x28x28 grayscale, no resizing; x/255 standardized by the Fashion-MNIST train mean/std",
     build=build,
     classifies=FASHION.dataset,
+    channels=1,
 )
 LENET_DSPRITES_SHAPES = ExtractorSpec(
     name=SHAPES.name,
@@ -249,6 +250,7 @@ LENET_DSPRITES_SHAPES = ExtractorSpec(
     input="uint8 1x64x64 grayscale, no resizing; x/255 standardized by the dsprites-shapes train mean/std",
     build=build_dsprites_shapes,
     classifies=SHAPES.dataset,
+    channels=1,
 )
 
 

@@ -46,6 +46,7 @@ class ExtractorSpec:
     input: str  # how images are prepared (resize, channels), recorded in results
     build: Callable[..., torch.nn.Module] = field(repr=False, compare=False)
     classifies: str | None = None  # the dataset whose classes the logits are (class accuracy of samples needs it)
+    channels: int | None = None  # 1: takes grayscale images only (samples are read as such, colour files named)
 
     def load(self, weights: str | Path | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
         return self.build(weights=weights, device=device)

@@ -122,6 +122,24 @@ def test_force_replaces_only_run_files_and_foreign_dirs_are_refused(tmp_path):
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
+def test_a_run_whose_data_could_not_be_loaded_is_started_again_as_new(tmp_path, monkeypatch, reference):
+    out = tmp_path / "run"
+    spec = registry.dataset("digits")
+
+    def unavailable(*args, **kwargs):
+        raise GenbenchError("digits is not on this machine (offline)")
+
+    monkeypatch.setattr(type(spec), "load", unavailable)
+    with pytest.raises(GenbenchError, match="offline"):
+        do_run(out)
+    assert (out / "run.json").exists() and not (out / "checkpoint.pt").exists()  # a run that never saved a step
+    monkeypatch.undo()
+    said = []
+    result = run(SMOKE, RunOptions(out=out, progress=False, download=False), echo=said.append)  # no --resume
+    assert any("never saved a step" in line and "starting it as new" in line for line in said)
+    assert comparable(result) == comparable(reference[1])
+
+
 def test_data_order_is_a_function_of_seed_and_step():
     a, b = DataOrder(100, 32, seed=0), DataOrder(100, 32, seed=0)
     assert [a(s).tolist() for s in (0, 5, 1)] == [b(s).tolist() for s in (0, 5, 1)]

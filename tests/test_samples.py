@@ -98,14 +98,21 @@ def test_gray_colour_palette_and_alpha(tmp_path):
     assert s.images[3, :, 0, 0].tolist() == [10, 20, 30]  # palette expanded
     assert s.images[4, :, 0, 0].tolist() == [70, 70, 70]
     assert s.images[5, :, 0, 0].tolist() == [0, 0, 255]
-    assert len(warned) == 1 and "2 image(s)" in warned[0] and "2.png" in warned[0] and "transparent" in warned[0]
+    alpha = [w for w in warned if "transparent" in w]
+    assert len(alpha) == 1 and "2 image(s)" in alpha[0] and "2.png" in alpha[0]
+    # the mix is named: 4 colour files among 2 grayscale ones (0.png, and 4.png without its alpha)
+    mixed = [w for w in warned if "in colour" in w]
+    assert len(mixed) == 1 and "4 of the 6 images" in mixed[0] and "1.jpg" in mixed[0] and "read as RGB" in mixed[0]
 
 
 def test_all_grayscale_stays_one_channel_and_channels_argument(tmp_path):
     save(tmp_path / "g/a.png", gray(5), "L")
     save(tmp_path / "g/b.png", np.dstack([gray(9)] * 3), "RGB")  # a colour file holding gray values
-    s, _ = load(tmp_path / "g")
-    assert s.images.shape == (2, 3, 6, 5)
+    s, warned = load(tmp_path / "g")
+    assert s.images.shape == (2, 1, 6, 5) and s.images[:, 0, 0, 0].tolist() == [5, 9]  # among grayscale: gray
+    assert len(warned) == 1 and "b.png" in warned[0] and "read as grayscale" in warned[0]
+    save(tmp_path / "rgb/b.png", np.dstack([gray(9)] * 3), "RGB")  # colour files only: kept as they are
+    assert load(tmp_path / "rgb")[0].images.shape == (1, 3, 6, 5)
     one, _ = load(tmp_path / "g", channels=1)
     assert one.images.shape == (2, 1, 6, 5) and one.images[:, 0, 0, 0].tolist() == [5, 9]
 
@@ -129,7 +136,35 @@ def test_16_bit_images_are_refused_with_the_conversion(tmp_path):
     (tmp_path / "c16").mkdir()
     png16(tmp_path / "c16/a.png", np.full((4, 4, 3), 40000, np.uint16), color_type=2)  # PIL reads it as "RGB"
     with pytest.raises(GenbenchError, match=r"c16/a\.png has 16 bits"):
-        load(tmp_path / "c16", strict=False)  # refused even when not strict: the file is fine, the depth is not
+        load(tmp_path / "c16", strict=True)
+    # not strict: one 16-bit file among 8-bit ones is skipped and listed, with the conversion
+    save(tmp_path / "mixed/a.png", gray(3), "L")
+    save(tmp_path / "mixed/b.png", np.full((6, 5), 40000, np.uint16))
+    save(tmp_path / "mixed/c.png", gray(4), "L")
+    s, warned = load(tmp_path / "mixed")
+    assert s.images[:, 0, 0, 0].tolist() == [3, 4] and len(s.skipped) == 1 and "b.png: 16 bits" in s.skipped[0]
+    assert len(warned) == 1 and "b.png" in warned[0] and "round(v16 / 257)" in warned[0]
+    with pytest.raises(GenbenchError, match=r"(?s)mixed/b\.png has 16 bits.*round\(v16 / 257\)"):
+        load(tmp_path / "mixed", strict=True)
+
+
+def test_gray_pictures_in_palette_or_cmyk_files_among_grayscale_ones_are_grayscale(tmp_path):
+    for i in range(3):
+        save(tmp_path / f"g/{i}.png", gray(10 * i), "L")
+    pal = Image.fromarray(np.full((6, 5), 2, np.uint8), "P")
+    pal.putpalette([v for g in (0, 100, 200) for v in (g, g, g)] + [0] * 759)  # a palette of grays
+    pal.save(tmp_path / "g/3.png")
+    Image.fromarray(np.dstack([gray(0)] * 3 + [gray(155)]), "CMYK").save(tmp_path / "g/4.jpg", quality=100)
+    s, warned = load(tmp_path / "g")
+    assert s.images.shape == (5, 1, 6, 5)
+    assert s.images[3, 0, 0, 0] == 200 and abs(int(s.images[4, 0, 0, 0]) - 100) <= 2  # K 155: 255 - 155
+    assert len(warned) == 1 and "4.jpg" in warned[0] and "3.png" not in warned[0]  # the palette is gray: silent
+    # a colour palette among grayscale images: RGB, and the warning names it
+    pal.putpalette([0, 0, 0, 0, 0, 0, 250, 0, 0] + [0] * 759)
+    pal.save(tmp_path / "g/3.png")
+    s, warned = load(tmp_path / "g")
+    assert s.images.shape == (5, 3, 6, 5) and s.images[3, :, 0, 0].tolist() == [250, 0, 0]
+    assert len(warned) == 1 and "2 of the 5 images" in warned[0] and "3.png" in warned[0] and "4.jpg" in warned[0]
 
 
 def corrupt_zoo(root: Path) -> list[str]:

@@ -225,3 +225,23 @@ def test_a_dataset_split_scores_as_real_held_out_samples(tiny_extractor):
     assert held_out["provenance"]["data_hash"]["samples"] == content_hash(np.ascontiguousarray(test), None)
     with pytest.raises(GenbenchError, match="holds 297 images"):
         score("digits:test", "digits:train", dataclasses.replace(settings, num_samples=300))
+
+
+def test_a_colour_file_among_grayscale_samples_is_named_for_a_grayscale_extractor(tmp_path):
+    rng = np.random.default_rng(0)
+    for folder in ("s", "ref"):
+        for i in range(12):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (28, 28), np.uint8)).save(tmp_path / folder / f"{i:02d}.png")
+    # a gray picture saved as a CMYK JPEG is read as grayscale and scored
+    cmyk = np.dstack([np.zeros((28, 28, 3), np.uint8), rng.integers(0, 256, (28, 28, 1), np.uint8)])
+    Image.fromarray(cmyk, "CMYK").save(tmp_path / "s" / "99.jpg", quality=95)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GenbenchWarning)
+        result = score(tmp_path / "s", str(tmp_path / "ref"), settings(extractor="lenet-fashion-mnist",
+                                                                       metrics=("fid",)))
+    assert result["samples"]["n"] == 13
+    # a real colour image among them: refused with its name, not with a tensor shape
+    Image.fromarray(rng.integers(0, 256, (28, 28, 3), np.uint8)).save(tmp_path / "s" / "05-colour.png")
+    with pytest.raises(GenbenchError, match=r"05-colour\.png is in colour"):
+        score(tmp_path / "s", str(tmp_path / "ref"), settings(extractor="lenet-fashion-mnist", metrics=("fid",)))

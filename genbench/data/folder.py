@@ -7,11 +7,15 @@ with a warning; symlinked files are read like any other. Files decode with PIL o
 (the first frame of an animation, EXIF orientation ignored).
 
 Pixel policy: if every image is grayscale the result has one channel, otherwise every image becomes RGB (a
-grayscale one with its value in all three channels). Palette images expand to their RGB colours. An alpha
-channel is dropped, not composited on a background, so a fully transparent pixel counts with the colour it
-stores; one warning says how many images had one. 16-bit images (and 32-bit / float modes) are refused: PIL
-would keep only the high byte, which changes the numbers. All images must have one size: genbench never
-resizes. Every error names a file and the fix.
+grayscale one with its value in all three channels). A palette image whose colours are all gray is grayscale;
+other palette images expand to their RGB colours. Where grayscale images and colour files are mixed, colour
+files whose three channels are equal everywhere (a gray picture saved as RGB, CMYK or a palette) are read as
+grayscale with the rest, with a warning naming them; if a colour file is really in colour, everything becomes
+RGB and the warning names the colour files among the grayscale ones. An alpha channel is dropped, not
+composited on a background, so a fully transparent pixel counts with the colour it stores; one warning says how
+many images had one. 16-bit images (and 32-bit / float modes) are refused: PIL would keep only the high byte,
+which changes the numbers; like an unreadable file, a refused one is skipped and listed (an error when strict).
+All images must have one size: genbench never resizes. Every error names a file and the fix.
 """
 
 from __future__ import annotations
@@ -52,6 +56,15 @@ class FolderImages:
 
 class _Unreadable(Exception):
     """A file that is not a readable image (corrupt, truncated, not an image, gone): skipped unless strict."""
+
+
+class _Refused(_Unreadable):
+    """A readable image genbench will not read as it is (16-bit, an unknown pixel mode): skipped unless strict,
+    where `error` is the message (naming the file and the conversion to make)."""
+
+    def __init__(self, reason: str, error: str):
+        super().__init__(reason)
+        self.error = error
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -135,14 +148,15 @@ def find_images(root: Path) -> tuple[list[Path], list[str], list[str]]:
 def decode_image(path: Path) -> tuple[np.ndarray, bool]:
     """(H, W) uint8 for grayscale, (H, W, 3) uint8 for colour; and whether an alpha channel was dropped.
 
-    Raises _Unreadable for files that are not readable images, GenbenchError for images genbench refuses."""
+    Raises _Unreadable for files that are not readable images, _Refused for images genbench will not read."""
     try:
         with Image.open(path) as im:
             mode = im.mode
             # PIL reads 16-bit colour PNGs as 8-bit modes: only the raw mode of the file tells.
             png16 = im.format == "PNG" and any(";16" in _rawmode(t.args) for t in im.tile)
             if mode in _DEEP or mode.startswith("I;16") or png16:
-                raise GenbenchError(
+                raise _Refused(
+                    f"16 bits (or more) per channel (mode {mode!r}); convert it to 8 bits, round(v16 / 257)",
                     f"image {path} has 16 bits (or more) per channel (mode {mode!r}); genbench reads 8-bit images "
                     "and does not reduce the depth itself, since that changes the numbers. Convert it to 8 bits "
                     "per channel, v8 = round(v16 * 255 / 65535) = round(v16 / 257), and save it again."
@@ -154,6 +168,10 @@ def decode_image(path: Path) -> tuple[np.ndarray, bool]:
                 return np.asarray(im.convert("L")), False
             if mode in _GRAY_ALPHA:
                 return np.asarray(im.convert("L")), True
+            if mode == "P" and _gray_palette(im):  # a grayscale image saved with a palette
+                if "transparency" in im.info:  # via RGBA, as below: no PIL warning
+                    return np.ascontiguousarray(np.asarray(im.convert("RGBA"))[..., 0]), True
+                return np.asarray(im.convert("L")), False
             if mode == "P" and "transparency" in im.info:  # via RGBA: the same colours, no PIL warning
                 return np.ascontiguousarray(np.asarray(im.convert("RGBA"))[..., :3]), True
             if mode == "P" or mode in _COLOR:
@@ -167,9 +185,18 @@ def decode_image(path: Path) -> tuple[np.ndarray, bool]:
         raise _Unreadable(why) from None
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise _Unreadable(str(exc) or type(exc).__name__) from None
-    raise GenbenchError(
-        f"image {path} has the pixel mode {mode!r}, which genbench does not read. Save it as 8-bit grayscale or RGB."
-    )
+    raise _Refused(f"the pixel mode {mode!r}, which genbench does not read; save it as 8-bit grayscale or RGB",
+                   f"image {path} has the pixel mode {mode!r}, which genbench does not read. Save it as 8-bit "
+                   "grayscale or RGB.")
+
+
+def _gray_palette(im: Image.Image) -> bool:
+    """Whether every colour of a palette image's palette (the entries its pixels can use) is a gray."""
+    palette = np.asarray(im.getpalette() or [], np.uint8)
+    if im.palette is None or im.palette.mode != "RGB" or not len(palette) or len(palette) % 3:
+        return False
+    rgb = palette.reshape(-1, 3)[: max(im.getextrema()[1] + 1, 1)]  # the entries up to the largest index used
+    return bool((rgb[:, 0] == rgb[:, 1]).all() and (rgb[:, 0] == rgb[:, 2]).all())
 
 
 def _rawmode(args: object) -> str:
@@ -255,6 +282,8 @@ def read_folder(
     workers = default_workers() if workers is None else workers
 
     buf: np.ndarray | None = None  # (want, C, H, W), filled in order
+    gray_files, colour_files, flat = 0, [], True  # flat: every colour file so far has three equal channels
+    refused: str | None = None  # the error of the first file refused (16-bit, ...), for a folder of only those
     kept: list[Path] = []
     alpha: list[Path] = []
     bad: list[str] = []
@@ -262,10 +291,17 @@ def read_folder(
         for path, got in _decoded_in_order(paths, workers):
             if isinstance(got, _Unreadable):
                 if strict:
-                    raise GenbenchError(f"cannot read image {path}: {got}. Replace or delete the file.")
+                    raise GenbenchError(got.error if isinstance(got, _Refused) else
+                                        f"cannot read image {path}: {got}. Replace or delete the file.")
                 bad.append(f"{path}: {got}")
+                refused = refused or (got.error if isinstance(got, _Refused) else None)
                 continue
             a, has_alpha = got  # (H, W) or (H, W, 3)
+            if a.ndim == 2:
+                gray_files += 1
+            else:
+                colour_files.append(path)
+                flat &= bool((a[..., 0] == a[..., 1]).all() and (a[..., 0] == a[..., 2]).all())
             if buf is None:
                 c = 3 if channels == 3 or (a.ndim == 3 and channels is None) else 1
                 buf = np.empty((want, c, *a.shape[:2]), np.uint8)
@@ -295,6 +331,9 @@ def read_folder(
             if len(kept) == want:
                 break
 
+    if not kept and refused:
+        raise GenbenchError(refused if len(bad) == 1 else
+                            f"none of the {len(paths)} image files under {root} could be read. For example: {refused}")
     if not kept:
         raise GenbenchError(
             f"none of the {len(paths)} image files under {root} could be read, e.g. {bad[0]}. "
@@ -315,13 +354,23 @@ def read_folder(
             f"left out {len(links)} symlinked folder(s) under {root} that lead to a folder already read, so no image "
             f"is read twice: {'; '.join(links[:5])}."
         )
+    assert buf is not None
+    if gray_files and colour_files and channels is None:
+        shown = ", ".join(str(p) for p in colour_files[:5]) + (" ..." if len(colour_files) > 5 else "")
+        if flat:  # gray pictures in colour files: nothing is lost by reading them as grayscale
+            buf = np.ascontiguousarray(buf[:, :1])
+            notes.append(f"{len(colour_files)} of the {len(kept)} images under {root} are colour files whose three "
+                         f"channels are equal ({shown}); they were read as grayscale, like the other {gray_files}.")
+        else:
+            notes.append(f"{len(colour_files)} of the {len(kept)} images under {root} are in colour ({shown}) and "
+                         f"the other {gray_files} grayscale, so all were read as RGB (gray in all three channels). "
+                         "If the samples are meant to be grayscale, save those files as grayscale.")
     if alpha:
         notes.append(
             f"{len(alpha)} image(s) in {root} have an alpha channel (e.g. {alpha[0]}); genbench dropped it and kept "
             "the colour values as they are (not composited on a background), so a fully transparent pixel counts "
             "with the colour it stores."
         )
-    assert buf is not None
     images = buf if len(kept) == len(buf) else buf[: len(kept)]
     return FolderImages(images, tuple(kept), len(paths), tuple(bad + skipped), tuple(notes))
 
