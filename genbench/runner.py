@@ -203,6 +203,7 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
     stop = _StopRequest()
     deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
     kill_at = int(os.environ.get("GENBENCH_FAULT_KILL_AT_STEP", -1))  # fault injection for the resume tests
+    pause = float(os.environ.get("GENBENCH_FAULT_STEP_SECONDS", 0))  # a slow run, for tests that interrupt one
     bar = tqdm(total=protocol.steps, initial=step, desc="train", unit="step", disable=None if progress else True,
                dynamic_ncols=True)
     start_step, t_start, window = step, time.perf_counter(), (time.perf_counter(), step)
@@ -245,6 +246,8 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
                 checkpoint()
             if step == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
+            if pause:
+                time.sleep(pause)
             if (stop.requested or out_of_time) and step < protocol.steps:
                 bar.close()
                 why = "interrupted" if stop.requested else f"the {max_minutes:g}-minute budget ran out"

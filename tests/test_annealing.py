@@ -35,23 +35,33 @@ def trained_vae():
 
 
 def test_ais_over_a_vae_latent_agrees_with_its_iwae_bound_at_large_k(trained_vae):
-    """Six held-out blobs, mean log p(x) in nats. IWAE at large k and AIS from the encoder (8 chains, 50 steps)
-    both bound it from below. Measured on this model (2 threads): IWAE_1 -142.05, IWAE_5000 -137.59,
-    IWAE_20000 -137.07, IWAE_100000 -137.04 (11 s); AIS -136.98 +- 0.16 at 50 steps, -136.61 +- 0.14 at 200.
-    AIS must be at least as tight as IWAE_20000 up to 3 of its standard errors and agree with it within
-    3 standard errors + 0.1 nats; one importance sample is far looser, so the check has teeth."""
+    """Six held-out blobs, mean log p(x) in nats. IWAE at large k and AIS from the encoder (8 chains) both bound it
+    from below. The trained model, and so how fast IWAE converges, depends on the CPU (2 threads):
+    - Intel machine of earlier sessions: IWAE_1 -142.05, IWAE_5000 -137.59, IWAE_20000 -137.07, IWAE_100000
+      -137.04; AIS -136.98 +- 0.16 at 50 steps, -136.61 +- 0.14 at 200;
+    - AMD EPYC machine (this test's figures since): IWAE_1 -143.88, IWAE_5000 -130.88, IWAE_20000 -129.93,
+      IWAE_100000 -130.36, IWAE_400000 -129.40 (not converged: heavy-tailed weights); AIS -129.09 +- 0.14 at 50
+      steps, -129.13 +- 0.11 at 200.
+    So: AIS at least as tight as IWAE_20000 up to 3 of its standard errors, and not more than 1.5 nats above it (a
+    wrong base or annealing path errs by tens of nats); AIS at 50 steps equal to AIS at 200 within their errors +
+    0.1 nats (converged in its steps); one importance sample is far looser, so the checks have teeth."""
     model, x = trained_vae, blobs(6, 1)
     with torch.no_grad():
         iwae = {k: model.log_likelihood(x, k=k, generator=torch.Generator().manual_seed(2)).mean().item()
                 for k in (1, 20_000)}
-    settings = ais.Settings(chains=8, steps=50, leapfrog_steps=5, pilot_chains=2)
-    out = ais.log_marginal(model.log_px_z, lambda n, g: torch.randn(n, 2, generator=g), ais.standard_normal_log_prob,
-                           x, settings, torch.Generator().manual_seed(3), base=_base(model, x))
-    estimate, se = out["log_p"].mean().item(), out["std_error"].pow(2).sum().sqrt().item() / 6
-    assert estimate > iwae[20_000] - 3 * se, (estimate, se, iwae)
-    assert abs(estimate - iwae[20_000]) < 3 * se + 0.1, (estimate, se, iwae)
+    estimates = {}
+    for steps in (50, 200):
+        settings = ais.Settings(chains=8, steps=steps, leapfrog_steps=5, pilot_chains=2)
+        out = ais.log_marginal(model.log_px_z, lambda n, g: torch.randn(n, 2, generator=g),
+                               ais.standard_normal_log_prob, x, settings, torch.Generator().manual_seed(3),
+                               base=_base(model, x))
+        estimates[steps] = out["log_p"].mean().item(), out["std_error"].pow(2).sum().sqrt().item() / 6
+        assert 0.5 < out["acceptance"] < 0.95
+    (estimate, se), (longer, se_longer) = estimates[50], estimates[200]
+    assert estimate > iwae[20_000] - 3 * se, (estimates, iwae)
+    assert estimate - iwae[20_000] < 1.5, (estimates, iwae)
+    assert abs(estimate - longer) < 3 * (se ** 2 + se_longer ** 2) ** 0.5 + 0.1, estimates
     assert estimate - iwae[1] > 3.0, (estimate, iwae)
-    assert 0.5 < out["acceptance"] < 0.95
 
 
 def test_the_encoder_base_reads_rounded_continuous_images(trained_vae):

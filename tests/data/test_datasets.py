@@ -44,7 +44,7 @@ def write_idx(path: Path, a: np.ndarray, *, gz: bool = False) -> Path:
 
 def test_registry_specs():
     assert [s.name for s in BUILTIN] == ["fashion-mnist", "mnist", "cifar10", "celeba64", "digits", "dsprites",
-                                        "stacked-fashion-mnist", "binarized-mnist"]
+                                        "dsprites-shapes", "stacked-fashion-mnist", "binarized-mnist"]
     assert CELEBA64.splits == ("train", "valid", "test") and CELEBA64.label_kind == "attributes"
     assert CIFAR10.shape == (3, 32, 32)
     with pytest.raises(GenbenchError, match="splits are: train, test"):
