@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -121,13 +122,17 @@ def run(model, dataset, protocol_name, seed, out, device, data_root, resume, for
     if dry_run:
         click.echo(json.dumps({**protocol.summary(), "seed": seed, "run_dir": str(out)}, indent=2))
         return
-    _print_protocol(protocol, seed, out)
+    main_rank = int(os.environ.get("RANK", 0)) == 0  # under torchrun, rank 0 speaks for the run
+    if main_rank:
+        _print_protocol(protocol, seed, out)
     opts = runner.RunOptions(out=out, seed=seed, device=device, data_root=data_root, resume=resume, force=force,
                              max_minutes=max_minutes, progress=not no_progress,
                              download=not offline)
-    result = runner.run(protocol, opts, echo=click.echo)
+    result = runner.run(protocol, opts, echo=click.echo if main_rank else lambda _: None)
     if result is None:
         sys.exit(3)
+    if not result:  # a rank other than 0: its share of training is done
+        return
     click.echo()
     _print_metrics(result)
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from genbench import GenbenchError, evaluate, registry
+from genbench import GenbenchError, distributed, evaluate, registry
 from genbench.device import device_description, resolve_device, synchronize
 from genbench.files import load_state, save_state, write_json
 from genbench.optim import set_learning_rates
@@ -56,10 +56,17 @@ class RunOptions:
 
 
 def run(protocol: Protocol, opts: RunOptions, echo: Echo = print) -> dict | None:
-    """Train under `protocol`, evaluate the saved weights, write result.json. None if stopped early."""
+    """Train under `protocol`, evaluate the saved weights, write result.json. None if stopped early. Under
+    torchrun (genbench.distributed) every rank trains on its share of each batch, rank 0 alone writes the run
+    directory and evaluates, and the other ranks return {} once training is done."""
     rd = RunDir(opts.out)
-    rd.prepare(protocol, seed=opts.seed, resume=opts.resume, force=opts.force, echo=echo)
     device = resolve_device(opts.device)
+    w = distributed.init(device.type)
+    if w.size > 1 and device.type == "cuda":
+        device = torch.device("cuda", w.local_rank)
+    if w.is_main:
+        rd.prepare(protocol, seed=opts.seed, resume=opts.resume, force=opts.force, echo=echo)
+    distributed.barrier(w)
     spec = registry.dataset(protocol.dataset)
     load = dict(data_root=opts.data_root, download=opts.download, progress=opts.progress)
     train_data = spec.load(protocol.train_split, **load)
@@ -80,6 +87,8 @@ def run(protocol: Protocol, opts: RunOptions, echo: Echo = print) -> dict | None
                          max_minutes=opts.max_minutes, progress=opts.progress, echo=echo, labels=labels)
         if not finished:
             return None
+    if not w.is_main:
+        return {}
     echo("Evaluating the saved weights ...")
     return evaluate.evaluate_run(rd, protocol, train=train_data, held_out=held_out, device=device,
                                  progress=opts.progress, echo=echo)
@@ -162,10 +171,13 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
     held_kw = {} if y_held is None else {"labels": y_held[:500].to(device)}
     model = build_model(protocol, tuple(x_all.shape[1:]), seed).to(device)
     optimizers = model.configure_optimizers(protocol.optimizer)
+    w = distributed.world()
+    distributed.average_gradients(model, w)
     ema = EMA(model, protocol.ema) if protocol.ema else None
     k = getattr(model, "batches_per_step", 1)  # consecutive batches of the data order per step
     order = DomainOrder(y_all, protocol.batch_size, seed) if protocol.domains else \
         DataOrder(len(x_all), protocol.batch_size, seed)
+    parts = k * (2 if protocol.domains else 1)  # equal blocks of a step's indices, each split over the ranks
     images_per_step = k * protocol.batch_size
     step, train_seconds = 0, 0.0
 
@@ -182,8 +194,10 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
         if device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
         step, train_seconds = state["step"], state["train_seconds"]
-        echo(f"Resuming from step {step}/{protocol.steps} ({train_seconds:.0f} s of training so far).")
-    rd.logs.truncate(step)
+        if w.is_main:
+            echo(f"Resuming from step {step}/{protocol.steps} ({train_seconds:.0f} s of training so far).")
+    if w.is_main:
+        rd.logs.truncate(step)
 
     def checkpoint() -> None:
         rng = {"cpu": torch.get_rng_state()}
@@ -204,21 +218,21 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
     deadline = None if max_minutes is None else time.monotonic() + 60 * max_minutes
     kill_at = int(os.environ.get("GENBENCH_FAULT_KILL_AT_STEP", -1))  # fault injection for the resume tests
     pause = float(os.environ.get("GENBENCH_FAULT_STEP_SECONDS", 0))  # a slow run, for tests that interrupt one
-    bar = tqdm(total=protocol.steps, initial=step, desc="train", unit="step", disable=None if progress else True,
-               dynamic_ncols=True)
+    bar = tqdm(total=protocol.steps, initial=step, desc="train", unit="step",
+               disable=None if progress and w.is_main else True, dynamic_ncols=True)
     start_step, t_start, window = step, time.perf_counter(), (time.perf_counter(), step)
     model.train()
     with stop:
         while step < protocol.steps:
             t0 = time.perf_counter()
-            index = torch.cat([order(step * k + i) for i in range(k)])
+            index = distributed.shard(torch.cat([order(step * k + i) for i in range(k)]), parts, w)
             x = x_all[index].to(device, non_blocking=True)
             set_learning_rates(optimizers.values(), protocol.optimizer.schedule, step, protocol.steps)
             if y_all is None:
                 stats = model.train_step(x, optimizers)
             else:
                 stats = model.train_step(x, optimizers, labels=y_all[index].to(device, non_blocking=True))
-            _stop_if_diverged(stats, step + 1, rd, bar)
+            _stop_if_diverged(stats, step + 1, rd, bar, w)
             if ema:
                 ema.update(model, copy=step < (protocol.ema_start or 0))
             synchronize(device)
@@ -226,23 +240,25 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
             step += 1
             bar.update(1)
 
-            if step - start_step == 10 and step < protocol.steps:
+            if step - start_step == 10 and step < protocol.steps and w.is_main:
                 per_step = (time.perf_counter() - t_start) / 10
                 bar.write(f"Estimated training time: {_duration(per_step * (protocol.steps - step))} more "
                           f"({images_per_step / per_step:.0f} images/s over the last 10 steps on "
                           f"{device_description(device)}).")
-            if step % protocol.log_every == 0 or step == protocol.steps:
+            if (step % protocol.log_every == 0 or step == protocol.steps) and w.is_main:
                 now_t, (t_w, s_w) = time.perf_counter(), window
                 ips = (step - s_w) * images_per_step / max(now_t - t_w, 1e-9)
                 window = (now_t, step)
                 rd.logs.write("train", {"step": step, **stats, "images_per_s": ips, "train_seconds": train_seconds})
                 bar.set_postfix(loss=f"{stats['loss']:.4g}", img_s=f"{ips:.0f}")
-            if step % protocol.eval_loss_every == 0 or step == protocol.steps:
+            if (step % protocol.eval_loss_every == 0 or step == protocol.steps) and w.is_main:
                 rd.logs.write("eval", {"step": step, **_held_out_loss(model, x_held, seed, device, **held_kw)})
-            if protocol.snapshot_every and step % protocol.snapshot_every == 0:
+            if protocol.snapshot_every and step % protocol.snapshot_every == 0 and w.is_main:
                 save_state(rd.snapshot(step), evaluated_weights())
             out_of_time = deadline is not None and time.monotonic() > deadline
-            if step % protocol.checkpoint_every == 0 or step == protocol.steps or stop.requested or out_of_time:
+            stop.requested, out_of_time = distributed.any_rank(stop.requested, out_of_time, w=w)  # one step for all
+            if (step % protocol.checkpoint_every == 0 or step == protocol.steps or stop.requested
+                    or out_of_time) and w.is_main:
                 checkpoint()
             if step == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -251,22 +267,27 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
             if (stop.requested or out_of_time) and step < protocol.steps:
                 bar.close()
                 why = "interrupted" if stop.requested else f"the {max_minutes:g}-minute budget ran out"
-                echo(f"Stopped at step {step}/{protocol.steps} ({why}); checkpoint saved. "
+                (echo if w.is_main else (lambda _: None))(f"Stopped at step {step}/{protocol.steps} ({why}); checkpoint saved. "
                      f"Continue with the same command plus --resume.")
                 return False
     bar.close()
-    rd.logs.close()
-    save_state(rd.weights, evaluated_weights())
-    echo(f"Training done: {protocol.steps} steps in {_duration(train_seconds)}; weights in {rd.weights}.")
+    if w.is_main:
+        rd.logs.close()
+        save_state(rd.weights, evaluated_weights())
+        echo(f"Training done: {protocol.steps} steps in {_duration(train_seconds)}; weights in {rd.weights}.")
     return True
 
 
-def _stop_if_diverged(stats: dict, step: int, rd: RunDir, bar) -> None:
+def _stop_if_diverged(stats: dict, step: int, rd: RunDir, bar, w: distributed.World) -> None:
     """Adversarial and MCMC training can diverge: a non-finite loss term stops the run at that step, before the
-    update reaches a checkpoint, so the last checkpoint and everything already written stay as they were."""
+    update reaches a checkpoint, so the last checkpoint and everything already written stay as they were. Under
+    torchrun every rank stops at the step where any rank's loss went non-finite."""
     bad = {name: value for name, value in stats.items() if not math.isfinite(value)}
-    if not bad:
+    (anywhere,) = distributed.any_rank(bool(bad), w=w)
+    if not anywhere:
         return
+    if not bad:
+        bad = {"(another rank's loss)": float("nan")}
     bar.close()
     rd.logs.close()
     terms = ", ".join(f"{name} = {value}" for name, value in stats.items())
