@@ -7,9 +7,10 @@ several batches (a critic's n_critic updates) declares `batches_per_step`; the s
 consecutive batches of the data order in one tensor. A protocol whose model trains on class labels
 (`Protocol.label_classes`: a class-conditional model, or a classifier such as JEM) gives the step the batch's labels
 too; a translation protocol (`Protocol.domains`) trains on the images of its two domains, half of every batch from
-each, with labels 0 (A) and 1 (B). A family with training state beside its weights (an EBM's replay buffer) declares `train_state()` and
-`load_train_state()`; the checkpoint holds that state, model.pt never does. Evaluation is never inside training:
-training ends by writing `model.pt`, and `evaluate` loads that file into a fresh model.
+each, with labels 0 (A) and 1 (B). A family with training state beside its weights (an EBM's replay buffer)
+declares `train_state()` and `load_train_state()`; the checkpoint holds that state, model.pt never does.
+Evaluation is never inside training: training ends by writing `model.pt`, and `evaluate` loads that file into a
+fresh model. Under torchrun (genbench.distributed) each rank takes its slice of every batch.
 
 Exact resume: the data order is a pure function of (seed, epoch), and a checkpoint holds the model, the
 optimizers, the EMA weights, the family's training state and torch's RNG state at a step boundary. A run killed
@@ -173,6 +174,7 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
     optimizers = model.configure_optimizers(protocol.optimizer)
     w = distributed.world()
     distributed.average_gradients(model, w)
+    echo = echo if w.is_main else (lambda _: None)  # rank 0 speaks for a data-parallel run
     ema = EMA(model, protocol.ema) if protocol.ema else None
     k = getattr(model, "batches_per_step", 1)  # consecutive batches of the data order per step
     order = DomainOrder(y_all, protocol.batch_size, seed) if protocol.domains else \
@@ -194,8 +196,7 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
         if device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
         step, train_seconds = state["step"], state["train_seconds"]
-        if w.is_main:
-            echo(f"Resuming from step {step}/{protocol.steps} ({train_seconds:.0f} s of training so far).")
+        echo(f"Resuming from step {step}/{protocol.steps} ({train_seconds:.0f} s of training so far).")
     if w.is_main:
         rd.logs.truncate(step)
 
@@ -267,7 +268,7 @@ def train(protocol: Protocol, rd: RunDir, images: np.ndarray, held_out: np.ndarr
             if (stop.requested or out_of_time) and step < protocol.steps:
                 bar.close()
                 why = "interrupted" if stop.requested else f"the {max_minutes:g}-minute budget ran out"
-                (echo if w.is_main else (lambda _: None))(f"Stopped at step {step}/{protocol.steps} ({why}); checkpoint saved. "
+                echo(f"Stopped at step {step}/{protocol.steps} ({why}); checkpoint saved. "
                      f"Continue with the same command plus --resume.")
                 return False
     bar.close()
