@@ -107,9 +107,11 @@ def _dataset_facts(spec) -> str:
 @click.option("--offline", is_flag=True, help="Never download; fail with instructions if data is missing.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (logs still written).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved protocol and run directory, then exit.")
+@click.option("--nproc", default=1, show_default=True,
+              help="Data-parallel processes on this machine: the same command under `torchrun --nproc_per_node N`.")
 @_friendly_errors
 def run(model, dataset, protocol_name, seed, out, device, data_root, resume, force, max_minutes, offline,
-        no_progress, dry_run) -> None:
+        no_progress, dry_run, nproc) -> None:
     """Train a baseline under a fixed protocol, then evaluate its saved weights into RUN_DIR/result.json.
 
     Interrupt with Ctrl-C at any time: the current step finishes, a checkpoint is written, and --resume
@@ -117,6 +119,8 @@ def run(model, dataset, protocol_name, seed, out, device, data_root, resume, for
     """
     from genbench import registry, runner
 
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        sys.exit(_under_torchrun(nproc))
     protocol = _resolve_protocol(registry, model, dataset, protocol_name)
     out = out or Path("runs") / f"{protocol.dataset}-{protocol.model}-{protocol.tier}-v{protocol.version}-seed{seed}"
     if dry_run:
@@ -135,6 +139,21 @@ def run(model, dataset, protocol_name, seed, out, device, data_root, resume, for
         return
     click.echo()
     _print_metrics(result)
+
+
+def _under_torchrun(nproc: int) -> int:
+    """This `genbench run` again, without --nproc, as N data-parallel processes under torchrun; its exit status."""
+    import subprocess
+
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip or arg == "--nproc" or arg.startswith("--nproc="):
+            skip = arg == "--nproc"
+            continue
+        args.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           "-m", "genbench", *args]
+    return subprocess.call(cmd)
 
 
 def _resolve_protocol(registry, model: str, dataset: str, name: str):

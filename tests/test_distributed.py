@@ -1,6 +1,6 @@
 """Data-parallel runs under torchrun, two CPU ranks on gloo: the sharding of a step's indices, NADE (a deterministic
 step) reaching one process's weights within float reduction tolerance, rank 0 alone writing the run, and exact
-resume of a 2-rank run killed by SIGKILL."""
+resume of a 2-rank run killed by SIGKILL (continued through `genbench run --nproc 2`)."""
 
 import json
 import os
@@ -65,7 +65,7 @@ def test_a_two_rank_run_killed_by_sigkill_resumes_exactly(two_ranks, tmp_path):
     proc = genbench(out, ranks=2, env={"GENBENCH_FAULT_KILL_AT_STEP": "6"}, port=29611)  # past the checkpoint at 4
     assert proc.returncode != 0
     assert json.loads((out / "checkpoint.json").read_text())["step"] == 4
-    proc = genbench(out, "--resume", ranks=2, port=29612)
+    proc = genbench(out, "--resume", "--nproc", "2")  # the shortcut: the same command under torchrun
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Resuming from step 4/12" in proc.stdout
     ref = results.load(two_ranks[0])
