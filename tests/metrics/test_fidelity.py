@@ -198,9 +198,8 @@ def test_kid_agrees_with_torch_fidelity_draw_for_draw():
 
 
 def test_kid_of_float32_features_stays_within_float32_rounding_of_the_float64_kid():
-    """Float32 features: Gram matrix and kernel values in float32, their sums in float64. Against the same
-    features evaluated in float64 throughout, KID moves by about as much as float32 rounding of the features
-    does; the kernel's own rounding averages out in the sums."""
+    """Float32 features: Gram matrices in float32 (as torch-fidelity), kernel values and sums in float64. Against
+    the same features evaluated in float64 throughout, KID moves by about as much as float32 rounding does."""
     real = gaussian_features(1200, 256, seed=0, decay=0.5)
     fake = gaussian_features(1200, 256, seed=1, scale=1.05, shift=0.01, decay=0.5)
     r32, f32 = real.astype(np.float32), fake.astype(np.float32)
