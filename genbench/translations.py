@@ -97,7 +97,8 @@ def _domain_names(protocol) -> tuple[str, str]:
 def translation(ctx: Context) -> None:
     ev, protocol = ctx.ev, ctx.protocol
     names = _domain_names(protocol)
-    held_classes, train_classes = domain_of(ctx.held_out.labels), domain_of(ctx.train.labels)
+    reference = _reference_split(ctx)
+    held_classes, reference_classes = domain_of(ctx.held_out.labels), domain_of(reference.labels)
     rows, sections = [], {}
     for direction, (src, dst), (src_name, dst_name) in zip(DIRECTIONS, (protocol.domains, protocol.domains[::-1]),
                                                           (names, names[::-1])):
@@ -112,11 +113,20 @@ def translation(ctx: Context) -> None:
             rows.append(truth[:SHOWN])
         if ev.extractor:
             real_targets = np.asarray(ctx.held_out.images[np.flatnonzero(held_classes == dst)[:ev.translation_images]])
-            references = np.asarray(ctx.train.images[np.flatnonzero(train_classes == dst)])
+            references = np.asarray(reference.images[np.flatnonzero(reference_classes == dst)])
             _through_extractor(ctx, direction, translated, real_targets, references, dst, about)
         sections[direction] = {**about, "n": len(translated), "source_class": int(src), "target_class": int(dst)}
     ctx.extra["translation"] = {"domains": {"a": names[0], "b": names[1]}, "directions": sections}
     _save_figure(ctx, rows)
+
+
+def _reference_split(ctx: Context):
+    """The evaluation's reference split (its target-domain images are what translations are compared with)."""
+    from genbench import registry
+
+    split = ctx.ev.reference_split
+    return next((d for d in (ctx.train, ctx.held_out) if d.split == split), None) or \
+        registry.dataset(ctx.protocol.dataset).load(split, progress=ctx.progress)
 
 
 def _ground_truth(ctx, direction, translated, source_factors, dst, about) -> np.ndarray:
@@ -137,7 +147,8 @@ def _ground_truth(ctx, direction, translated, source_factors, dst, about) -> np.
 
 def _through_extractor(ctx, direction, translated, real_targets, references, dst, about) -> None:
     """FID and KID of the translations against the reference split's target-domain images; the same for held-out
-    real target images (the floor) beside them; the share classified as the target class."""
+    real target images (the floor) beside them, where they are not the reference itself; the share classified as
+    the target class."""
     from genbench import reference
     from genbench.data import content_hash
     from genbench.metrics.features import extract
@@ -151,11 +162,12 @@ def _through_extractor(ctx, direction, translated, real_targets, references, dst
     out, real = (extract(module, x, batch_size=ctx.ev.batch_size, device=ctx.device, progress=ctx.progress)
                  for x in (translated, real_targets))
     scores, floor = (compare(o, ref, spec=spec, module=module, settings=settings) for o in (out, real))
+    same = ctx.ev.reference_split == ctx.held_out.split  # the real targets are reference images: no floor
     for m in THROUGH_EXTRACTOR:
         plain = metric_name(m, spec.name)
-        ctx.metrics[metric_name(f"{m}_{direction}", spec.name)] = {
-            **scores[plain], **about, "real_targets": {"value": floor[plain]["value"], "n": len(real_targets),
-                                                       "split": ctx.split}}
+        beside = {"value": None, "why": "the reference split is the evaluation split"} if same else \
+            {"value": floor[plain]["value"], "n": len(real_targets), "split": ctx.split}
+        ctx.metrics[metric_name(f"{m}_{direction}", spec.name)] = {**scores[plain], **about, "real_targets": beside}
     if classifies(ctx.protocol):
         hit = float((out["logits"].argmax(1) == dst).mean())
         on_real = float((real["logits"].argmax(1) == dst).mean())

@@ -115,7 +115,7 @@ class Identity(Oracle):
 
 
 def _context(tmp_path, model, protocol=SMOKE, extractor=None) -> Context:
-    ev = dataclasses.replace(protocol.evaluation, extractor=extractor, translation_images=16)
+    ev = dataclasses.replace(protocol.evaluation, extractor=extractor, translation_images=16, reference_split="train")
     protocol = dataclasses.replace(protocol, evaluation=ev)
     train, test = _data("train", 64), _data("test", 16)
     return Context(RunDir(tmp_path), protocol, model, train, test, test.images, torch.device("cpu"), False, 0)
@@ -207,6 +207,9 @@ def test_the_run_writes_what_the_protocol_expects(reference):
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert {"cycle_a", "cycle_b", "identity_a", "d_a", "d_b"} <= set(log[-1])
     assert result["compute"]["sample_images_per_s"] is None
+    # smoke compares with the test split's images, so the held-out floor would be the reference itself
+    fid = m["fid_a_to_b[lenet-dsprites-shapes]"]
+    assert fid["reference"] == "dsprites-shapes:test class 1" and fid["real_targets"]["value"] is None
     # schema 1, extended by keys a schema-1 reader may ignore
     assert result["schema"] == 1 and result["kind"] == "training run"
     assert result["protocol"]["task"] == "translation" and results.load(out)["translation"]["domains"]["a"] == "square"
