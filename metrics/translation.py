@@ -74,7 +74,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
-def score_translations(translated: np.ndarray, source_factors: np.ndarray, *, target_shape: int) -> dict:
+def score_translations(translated: np.ndarray, source_factors: np.ndarray, *, target_shape: int,
+                       targets: np.ndarray | None = None) -> dict:
     """PSNR, SSIM and IoU of translations (uint8 (n, 1, 64, 64)) of dSprites sources (factor classes (n, 5), one
     shape) into `target_shape`, each against its closest valid target: {"psnr": summary, "ssim": summary, "iou":
     summary, "targets": s, "chosen": counts of k, "definition": ...}, summaries as metrics.reconstruction's."""
@@ -85,7 +86,7 @@ def score_translations(translated: np.ndarray, source_factors: np.ndarray, *, ta
             len(translated) != len(source_factors):
         raise GenbenchError(f"translations must be uint8 (n, 1, 64, 64), one per source ({len(source_factors)}); "
                             f"got {translated.dtype} {translated.shape}")
-    targets = valid_targets(source_factors, target_shape)
+    targets = valid_targets(source_factors, target_shape) if targets is None else targets  # a caller's own render
     best, k = closest(translated, targets)
     summaries = reconstruction_metrics(real=best, fake=translated)
     overlap = iou(translated, best)
