@@ -126,7 +126,7 @@ def run(model, dataset, protocol_name, seed, out, device, data_root, resume, for
     if dry_run:
         click.echo(json.dumps({**protocol.summary(), "seed": seed, "run_dir": str(out)}, indent=2))
         return
-    main_rank = int(os.environ.get("RANK", 0)) == 0  # under torchrun, rank 0 speaks for the run
+    main_rank = _quiet_unless_main_rank()
     if main_rank:
         _print_protocol(protocol, seed, out)
     opts = runner.RunOptions(out=out, seed=seed, device=device, data_root=data_root, resume=resume, force=force,
@@ -141,8 +141,17 @@ def run(model, dataset, protocol_name, seed, out, device, data_root, resume, for
     _print_metrics(result)
 
 
+def _quiet_unless_main_rank() -> bool:
+    """Whether this is rank 0 under torchrun (or no torchrun); the other ranks' warnings are rank 0's too."""
+    main_rank = int(os.environ.get("RANK", 0)) == 0
+    if not main_rank:
+        warnings.simplefilter("ignore", GenbenchWarning)
+    return main_rank
+
+
 def _under_torchrun(nproc: int) -> int:
-    """This `genbench run` again, without --nproc, as N data-parallel processes under torchrun; its exit status."""
+    """This command (`genbench run` or `score`) again, without --nproc, as N processes under torchrun; its exit
+    status."""
     import subprocess
 
     args, skip = [], False
@@ -404,7 +413,8 @@ def sampler_steps(run_dir, steps, num_samples, device, data_root, offline, no_pr
                    "or a .npz of Fréchet statistics (mu, sigma; FID only).")
 @click.option("--metrics", "metric_list", default="fid,kid,is,prc", show_default=True,
               help="Comma-separated: fid, kid, is (Inception Score), prc (precision and recall, k=3), "
-                   "dc (density and coverage, k=5).")
+                   "dc (density and coverage, k=5), modes (classes covered and the KL from the reference's "
+                   "class frequencies, by the extractor's classifier).")
 @click.option("--extractor", default="inception-v3-compat", show_default=True,
               help="Feature extractor (see `genbench list extractors`). Scores from any extractor but "
                    "inception-v3-compat are named after it, e.g. fid[lenet-fashion-mnist].")
@@ -421,7 +431,7 @@ def sampler_steps(run_dir, steps, num_samples, device, data_root, offline, no_pr
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @_friendly_errors
 def score(samples, ref, metric_list, extractor, weights, num_samples, batch_size, device, data_root, strict,
-          json_out, no_progress) -> None:
+          json_out, no_progress, nproc) -> None:
     """Score a folder (or .npy/.npz array) of generated images against a reference.
 
     SAMPLES may also be DATASET:SPLIT (e.g. fashion-mnist:test): real held-out images scored like samples,
@@ -437,6 +447,9 @@ def score(samples, ref, metric_list, extractor, weights, num_samples, batch_size
         strict=strict, data_root=data_root, progress=not no_progress)
     result = scoring.score(samples, ref, settings)
     _print_metrics(result)
+@click.option("--nproc", default=1, show_default=True,
+              help="Processes sharing the feature extraction (`torchrun --nproc_per_node N`): each takes whole "
+                   "batches, and the scores are one process's.")
     if json_out:
         results.write_file(json_out, result)
         click.echo(f"Result written to {json_out}.")
@@ -449,11 +462,17 @@ def score(samples, ref, metric_list, extractor, weights, num_samples, batch_size
 @click.option("--weights", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Extractor weights file (sha256-checked).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        sys.exit(_under_torchrun(nproc))
+    _quiet_unless_main_rank()
+
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="GENBENCH_DATA")
 @click.option("--no-progress", is_flag=True)
 @_friendly_errors
 def stats(ref, extractor, weights, batch_size, device, data_root, no_progress) -> None:
+    if not result:  # a rank other than 0: its share is extracted
+        return
     """Precompute and cache the reference features and statistics of DATASET:SPLIT (or a folder of images).
 
     `genbench score` and `genbench run` reuse the cache; it is keyed by the data's content hash, the extractor,

@@ -13,12 +13,21 @@ step) agree across ranks and with one process, while per-image noise (a VAE's re
 drawn in B/N-sized pieces, the same on every rank: each image's gradient stays unbiased, the run is exactly
 resumable, and the weights are not those of one process. Batch-statistic layers (BatchNorm) normalize each
 rank's shard. tests/test_distributed.py checks NADE (deterministic) on 2 CPU ranks with gloo.
+
+Evaluation and `genbench score --nproc N` share the work the same way, by whole batches: each rank takes a
+contiguous run of the batches (`batch_share`), so every batch, and so every feature, is the one a single process
+computes. The Fréchet statistics merge exactly (`gaussian_stats`: counts, sums and centred sums of squares
+all-reduced in float64), and the features KID and precision/recall need are gathered in rank order and cut to
+exactly N (`gather_rows`): the metrics are a single process's, FID within float64 rounding.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
 
 import torch
 import torch.distributed as dist
@@ -45,7 +54,10 @@ def init(device_type: str = "cpu") -> World:
     global _WORLD
     size = int(os.environ.get("WORLD_SIZE", 1))
     if size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        # while rank 0 alone evaluates what is not sharded (likelihoods), the others wait at the next collective:
+        # the default 30 minutes would end a standard-tier evaluation, so the wait is bounded by hours
+        hours = float(os.environ.get("GENBENCH_DISTRIBUTED_TIMEOUT_HOURS", 12))
+        dist.init_process_group("nccl" if device_type == "cuda" else "gloo", timeout=timedelta(hours=hours))
         _WORLD = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
     return _WORLD
 
@@ -93,3 +105,70 @@ def any_rank(*flags: bool, w: World) -> list[bool]:
 def barrier(w: World) -> None:
     if w.size > 1:
         dist.barrier()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sharded evaluation: whole batches per rank, exact merges
+
+def batch_share(n: int, batch_size: int, w: World) -> slice:
+    """This rank's items of n processed in batches of batch_size: a contiguous run of whole batches (rank r gets
+    batches [r k / W, (r + 1) k / W) of the k), so each batch is the one a single process forms. With fewer
+    batches than ranks some shares are empty."""
+    if w.size == 1:
+        return slice(0, n)
+    k = -(-n // batch_size)
+    lo, hi = k * w.rank // w.size, k * (w.rank + 1) // w.size
+    return slice(min(lo * batch_size, n), min(hi * batch_size, n))
+
+
+def _collective_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def all_reduce_sum(x: np.ndarray, w: World) -> np.ndarray:
+    """The elementwise sum over the ranks of a float64 array."""
+    if w.size == 1:
+        return x
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)).to(_collective_device())
+    dist.all_reduce(t)
+    return t.cpu().numpy()
+
+
+def gather_rows(x: np.ndarray, w: World) -> np.ndarray:
+    """Every rank's rows, in rank order, on every rank: exactly the rows the ranks hold (the padding a collective
+    needs for unequal shares is cut off), so batch_share's pieces give back all N rows in their order."""
+    if w.size == 1:
+        return x
+    device = _collective_device()
+    t = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+    counts = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(w.size)]
+    dist.all_gather(counts, torch.tensor([len(x)], device=device))
+    counts = [int(c) for c in counts]
+    padded = torch.zeros((max(counts), *t.shape[1:]), dtype=t.dtype, device=device)
+    padded[: len(x)] = t
+    parts = [torch.empty_like(padded) for _ in range(w.size)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:c] for p, c in zip(parts, counts)]).cpu().numpy()
+
+
+def gaussian_stats(features: np.ndarray, w: World) -> tuple[np.ndarray, np.ndarray, int]:
+    """(mu, sigma, n) of the (n_r, D) features each rank holds (any n_r, 0 included), merged exactly (Chan, Golub
+    and LeVeque's pairwise update): N and the sum of x all-reduced, then each rank's centred sum of squares moved
+    to the common mean, M2_r + n_r (mean_r - mu)(mean_r - mu)^T, all-reduced; all in float64. One process:
+    genbench.metrics.fidelity.GaussianStats's own."""
+    from genbench.metrics.fidelity import GaussianStats
+
+    acc, dim = GaussianStats(), features.shape[1]
+    if len(features):
+        acc.update(features)
+    if w.size == 1:
+        return acc.compute()
+    n, mean, m2 = acc.moments() if acc.n else (0, np.zeros(dim), np.zeros((dim, dim)))
+    total = all_reduce_sum(np.concatenate([[n], n * mean]), w)
+    count = int(round(total[0]))
+    if count < 2:
+        raise GenbenchError(f"Gaussian statistics need at least 2 samples, got {count}")
+    mu = total[1:] / count
+    d = mean - mu
+    m2 = all_reduce_sum(m2 + n * np.outer(d, d), w)
+    return mu, m2 / (count - 1), count

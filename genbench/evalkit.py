@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from genbench import GenbenchWarning, results
+from genbench import GenbenchError, GenbenchWarning, distributed, results
 from genbench.data import ImageData
 from genbench.files import load_state
 from genbench.metrics.likelihood import bits_per_dim
@@ -36,6 +36,7 @@ class Context:
     device: torch.device
     progress: bool
     seed: int  # the run's seed (a fresh model for a snapshot is built with it)
+    world: distributed.World = distributed.World()  # the processes sharing the sharded steps (Step.sharded)
     metrics: dict[str, dict] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # result sections beside `metrics` (disentanglement, snapshots, ...)
     files: dict[str, str] = field(default_factory=dict)
@@ -90,6 +91,7 @@ class Step:
     applies: Callable[[type, Protocol], bool]  # on the model's class and the protocol: nothing is built
     run: Callable[[Context], None]
     writes: Callable[[type, Protocol], list[str]] = lambda model_class, protocol: []  # metric names
+    sharded: bool = False  # every rank runs it on its share (genbench.distributed); otherwise rank 0 alone
 
 
 def load_weights(protocol: Protocol, weights, image_shape, seed: int, device: torch.device) -> torch.nn.Module:
@@ -128,26 +130,48 @@ def bpd_metric(nll: torch.Tensor, images: np.ndarray, *, split: str, estimator: 
                           nats_per_image=float(nll.mean()), **details)
 
 
+def batch_generator(seed: int, batch: int, device) -> torch.Generator:
+    """Batch `batch`'s own generator under per-batch sample streams, seeded by (seed, batch) through numpy's
+    SeedSequence (whose mixing makes neighbouring batches' streams independent)."""
+    state = np.random.SeedSequence([seed, batch]).generate_state(1, np.uint64)[0]
+    return torch.Generator(device).manual_seed(int(state))
+
+
 @torch.no_grad()
 def draw(model, n: int, batch_size: int, generator: torch.Generator, *, labels: torch.Tensor | None = None,
-          **kw) -> torch.Tensor:
-    """n samples in batches; a class-conditional model draws sample i for labels[i]."""
-    parts, done = [], 0
-    while done < n:
-        size = min(n - done, batch_size)
-        given = {} if labels is None else {"labels": labels[done:done + size].to(generator.device)}
-        parts.append(model.sample(size, generator=generator, **given, **kw).cpu())
-        done += size
-    return torch.cat(parts)  # (n, C, H, W) uint8
+         streams: str | None = None, share: slice | None = None, **kw) -> torch.Tensor:
+    """n samples in batches; a class-conditional model draws sample i for labels[i].
+
+    streams (Evaluation.sample_streams): None, every batch continues `generator`; "per-batch", batch b draws from
+    batch_generator(generator's seed, b), so that `share` (whole batches, genbench.distributed.batch_share) can
+    be drawn alone and is the same samples as those batches of all n."""
+    if streams not in (None, "per-batch"):
+        raise GenbenchError(f"unknown sample_streams {streams!r}; it is None (one stream) or 'per-batch'.")
+    share = share or slice(0, n)
+    if streams is None and (share.start, share.stop) != (0, n):
+        raise GenbenchError("a share of the samples can be drawn alone only with per-batch sample streams.")
+    parts = []
+    for start in range(share.start, share.stop, batch_size):
+        size = min(share.stop - start, batch_size)
+        g = generator if streams is None else batch_generator(generator.initial_seed(), start // batch_size,
+                                                              generator.device)
+        given = {} if labels is None else {"labels": labels[start:start + size].to(g.device)}
+        parts.append(model.sample(size, generator=g, **given, **kw).cpu())
+    return torch.cat(parts)  # (len(share), C, H, W) uint8
 
 
-def fidelity(ctx: Context, samples: np.ndarray, metrics: tuple[str, ...]) -> dict[str, dict]:
-    """Fidelity metrics of `samples` against the reference split, exactly as `genbench score` computes them."""
-    from genbench.metrics.features import extract
-    from genbench.score import ScoreSettings, compare
+def fidelity(ctx: Context, samples: np.ndarray, metrics: tuple[str, ...], *, sharded: bool = False
+             ) -> dict[str, dict]:
+    """Fidelity metrics of `samples` against the reference split, exactly as `genbench score` computes them.
+    sharded: every rank calls this with all the samples and extracts its share (genbench.distributed); rank 0
+    gets the metrics, the others {}."""
+    from genbench.score import ScoreSettings, compare, summarize
 
     spec, module = ctx.extractor()
-    ref = ctx.reference()
-    out = extract(module, samples, batch_size=ctx.ev.batch_size, device=ctx.device, progress=ctx.progress)
+    w = ctx.world if sharded else distributed.World()
+    out = summarize(module, samples, metrics=metrics, batch_size=ctx.ev.batch_size, device=ctx.device,
+                    progress=ctx.progress, w=w)
+    if not w.is_main:
+        return {}
     settings = ScoreSettings(metrics=metrics, extractor=spec.name, seed=ctx.ev.seed)
-    return compare(out, ref, spec=spec, module=module, settings=settings)
+    return compare(out, ctx.reference(), spec=spec, module=module, settings=settings)

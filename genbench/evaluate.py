@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from genbench import GenbenchError, annealing, curves, results, translations
+from genbench import GenbenchError, annealing, curves, distributed, results, translations
 from genbench.data import ImageData
 from genbench.device import device_description, synchronize
 from genbench.evalkit import Context, Step, batches, bpd_metric, dims, draw, fidelity, load_weights
@@ -65,14 +65,20 @@ def open_context(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
 
 def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: ImageData, device: torch.device,
                  progress: bool = True, echo: Echo = print) -> dict:
+    """Every step that applies, and result.json. Across processes (genbench.distributed) every rank takes its
+    share of the sharded steps (drawing samples, scoring them), rank 0 alone runs the others and writes the
+    result, and the other ranks return {}."""
     info = rd.info()
     t0 = time.perf_counter()
     ctx = open_context(rd, protocol, train=train, held_out=held_out, device=device, progress=progress)
+    ctx.world = w = distributed.world()
     model, images = ctx.model, ctx.images
     for step in STEPS:
-        if step.applies(type(model), protocol):
+        if step.applies(type(model), protocol) and (w.is_main or step.sharded):
             echo(f"  {step.name} ...")
             step.run(ctx)
+    if not w.is_main:
+        return {}
     references = {"independent_pixel_bpd": results.metric(
         independent_pixel_bpd(train=train.images, test=images), higher_is_better=False, n=len(images),
         split=ctx.split, fitted_on=f"{train.dataset}:{train.split}", alpha=1.0, unit="bits/dim")}
@@ -99,6 +105,7 @@ def evaluate_run(rd: RunDir, protocol: Protocol, *, train: ImageData, held_out: 
             "sample_images_per_s": ctx.sample_ips,
             "steps": protocol.steps,
             "batch_size": protocol.batch_size,
+            **({"processes": w.size} if w.size > 1 else {}),
         },
         "provenance": results.provenance(
             data_hash={train.split: train.content_hash, held_out.split: held_out.content_hash},
@@ -224,16 +231,31 @@ def _reconstruction(ctx: Context) -> None:
 # Samples, their quality against the reference split, and their mode coverage
 
 def _samples(ctx: Context) -> None:
-    """Draw the evaluation samples, time them, save them and a grid."""
-    ev, model, device = ctx.ev, ctx.model, ctx.device
-    warm = min(ev.num_samples, 4)
-    with torch.no_grad():
-        draw(model, warm, warm, torch.Generator(device).manual_seed(0), **ctx.labels_for(warm))
-    synchronize(device)
+    """Draw the evaluation samples, time them, save them and a grid. Across processes (genbench.distributed)
+    each rank draws its whole batches where the protocol gives every batch its own stream, and rank 0 draws
+    them all where one stream runs through them; either way every rank ends with all the samples."""
+    ev, model, device, w = ctx.ev, ctx.model, ctx.device, ctx.world
+    if ev.sample_streams == "per-batch":
+        share = distributed.batch_share(ev.num_samples, ev.batch_size, w)
+    else:
+        share = slice(0, ev.num_samples if w.is_main else 0)
+    drawing = share.stop > share.start
+    if drawing:
+        warm = min(ev.num_samples, 4)
+        with torch.no_grad():
+            draw(model, warm, warm, torch.Generator(device).manual_seed(0), **ctx.labels_for(warm))
+        synchronize(device)
+    distributed.barrier(w)
     t0 = time.perf_counter()
-    samples = draw(model, ev.num_samples, ev.batch_size, ctx.generator(2), **ctx.labels_for(ev.num_samples))
+    samples = draw(model, ev.num_samples, ev.batch_size, ctx.generator(2), **ctx.labels_for(ev.num_samples),
+                   streams=ev.sample_streams, share=share) if drawing else \
+        torch.empty((0, *ctx.images.shape[1:]), dtype=torch.uint8)
     synchronize(device)
+    samples = torch.from_numpy(distributed.gather_rows(samples.numpy(), w))
     ctx.sample_ips = ev.num_samples / (time.perf_counter() - t0)
+    ctx.samples = samples.numpy()
+    if not w.is_main:
+        return
     if hasattr(model, "sampler_description"):  # the sampler a diffusion or score model draws with
         ctx.extra["sampler"] = model.sampler_description
     arrays = {"images": samples.numpy()}
@@ -245,7 +267,6 @@ def _samples(ctx: Context) -> None:
     image = Image.fromarray(grid.permute(1, 2, 0).numpy())
     atomic_write(ctx.rd.samples_png, lambda f: image.save(f, format="PNG"))
     ctx.files["samples"] = ctx.rd.samples_png.name
-    ctx.samples = samples.numpy()
 
 
 def _figures(ctx: Context) -> None:
@@ -263,7 +284,7 @@ def _by_class(labels: np.ndarray, per_class: int) -> np.ndarray:
 
 
 def _sample_quality(ctx: Context) -> None:
-    ctx.metrics.update(fidelity(ctx, ctx.samples, ctx.ev.fidelity_metrics))
+    ctx.metrics.update(fidelity(ctx, ctx.samples, ctx.ev.fidelity_metrics, sharded=True))
 
 
 def _fidelity_names(model_class, protocol) -> list[str]:
@@ -395,11 +416,11 @@ STEPS: tuple[Step, ...] = (
                        *(["bpd_iwae"] if _takes_iwae(m, p) else [])]),
     Step("probability-flow likelihood", _has_ode_likelihood, _ode_likelihood, lambda m, p: ["bpd_ode"]),
     Step("reconstruction", lambda m, p: hasattr(m, "reconstruct"), _reconstruction, lambda m, p: ["psnr", "ssim"]),
-    Step("samples", lambda m, p: hasattr(m, "sample"), _samples),
+    Step("samples", lambda m, p: hasattr(m, "sample"), _samples, sharded=True),
     Step("figures", lambda m, p: hasattr(m, "figures"), _figures),
     Step("sample quality", lambda m, p: hasattr(m, "sample") and bool(p.evaluation.extractor
                                                                     and p.evaluation.fidelity_metrics),
-         _sample_quality, _fidelity_names),
+         _sample_quality, _fidelity_names, sharded=True),
     Step("mode coverage", lambda m, p: bool(p.evaluation.extractor and p.evaluation.modes), _mode_coverage,
          _mode_names),
     Step("translation", translations.applies, translations.translation, translations.metric_names),

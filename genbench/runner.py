@@ -59,7 +59,7 @@ class RunOptions:
 def run(protocol: Protocol, opts: RunOptions, echo: Echo = print) -> dict | None:
     """Train under `protocol`, evaluate the saved weights, write result.json. None if stopped early. Under
     torchrun (genbench.distributed) every rank trains on its share of each batch, rank 0 alone writes the run
-    directory and evaluates, and the other ranks return {} once training is done."""
+    directory, the ranks share the drawing and scoring of the samples, and the other ranks return {}."""
     rd = RunDir(opts.out)
     device = resolve_device(opts.device)
     w = distributed.init(device.type)
@@ -88,8 +88,7 @@ def run(protocol: Protocol, opts: RunOptions, echo: Echo = print) -> dict | None
                          max_minutes=opts.max_minutes, progress=opts.progress, echo=echo, labels=labels)
         if not finished:
             return None
-    if not w.is_main:
-        return {}
+    distributed.barrier(w)  # the weights rank 0 writes are the ones every rank evaluates
     echo("Evaluating the saved weights ...")
     return evaluate.evaluate_run(rd, protocol, train=train_data, held_out=held_out, device=device,
                                  progress=opts.progress, echo=echo)

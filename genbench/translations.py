@@ -153,7 +153,7 @@ def _through_extractor(ctx, direction, translated, real_targets, references, dst
     from genbench import reference
     from genbench.data import content_hash
     from genbench.metrics.features import extract
-    from genbench.score import ScoreSettings, compare, metric_name
+    from genbench.score import SampleFeatures, ScoreSettings, compare, metric_name
 
     spec, module = ctx.extractor()
     label = f"{ctx.protocol.dataset}:{ctx.ev.reference_split} class {dst}"
@@ -162,7 +162,8 @@ def _through_extractor(ctx, direction, translated, real_targets, references, dst
     settings = ScoreSettings(metrics=THROUGH_EXTRACTOR, extractor=spec.name, seed=ctx.ev.seed)
     out, real = (extract(module, x, batch_size=ctx.ev.batch_size, device=ctx.device, progress=ctx.progress)
                  for x in (translated, real_targets))
-    scores, floor = (compare(o, ref, spec=spec, module=module, settings=settings) for o in (out, real))
+    scores, floor = (compare(SampleFeatures.of(o, THROUGH_EXTRACTOR), ref, spec=spec, module=module,
+                             settings=settings) for o in (out, real))
     same = ctx.ev.reference_split == ctx.held_out.split  # the real targets are reference images: no floor
     for m in THROUGH_EXTRACTOR:
         plain = metric_name(m, spec.name)

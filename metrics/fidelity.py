@@ -153,6 +153,14 @@ class GaussianStats:
             self._outer += chunk.T @ chunk  # numpy runs X^T X as a symmetric rank-k update (half the flops)
             self.n += chunk.shape[0]
 
+    def moments(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """(n, mean, M2), M2 = sum (x - mean)(x - mean)^T: what merges exactly across shards
+        (genbench.distributed.gaussian_stats)."""
+        if self.n < 1:
+            raise GenbenchError("Gaussian statistics of no samples")
+        m = self._sum / self.n
+        return self.n, self._shift + m, self._outer - self.n * np.outer(m, m)
+
     def compute(self) -> tuple[np.ndarray, np.ndarray, int]:
         if self.n < 2:
             raise GenbenchError(f"Gaussian statistics need at least 2 samples, got {self.n}")

@@ -235,9 +235,6 @@ def evaluate_modes(module: torch.nn.Module, samples, *, extractor: str, dataset_
     probabilities per mode, named "given distribution".
     Every record holds n, the extractor and its weights hash, the reference, the number of modes and the
     histogram of the samples over the modes (a list); the KL record adds its unit and the sampling floor."""
-    from genbench import results
-    from genbench.score import metric_name
-
     if int(dataset_classes) != dataset_classes or dataset_classes < 2:
         raise GenbenchError(f"dataset_classes must be an integer >= 2, got {dataset_classes!r}")
     if not isinstance(samples, (np.ndarray, torch.Tensor)) or samples.ndim != 4:
@@ -251,10 +248,22 @@ def evaluate_modes(module: torch.nn.Module, samples, *, extractor: str, dataset_
 
     classes = classify(module, samples, batch_size=batch_size, device=device, per_channel=stacked)
     modes = stacked_modes(classes, dataset_classes) if stacked else classes
-    ref_counts, ref_name = _reference(reference, stacked=stacked, num_classes=dataset_classes, num_modes=num_modes)
+    return mode_records(modes, extractor=extractor, extractor_sha256=getattr(module, "weights_sha256", None),
+                        num_modes=num_modes, num_classes=dataset_classes, stacked=stacked, reference=reference,
+                        min_count=min_count)
+
+
+def mode_records(modes: np.ndarray, *, extractor: str, extractor_sha256: str | None, num_modes: int,
+                 num_classes: int, stacked: bool = False, reference=None, min_count: int = 1) -> dict[str, dict]:
+    """The two records of `evaluate_modes` from the samples' modes (classes, or stacked modes), however they
+    were classified (`genbench score` takes them from the logits it extracts)."""
+    from genbench import results
+    from genbench.score import metric_name
+
+    ref_counts, ref_name = _reference(reference, stacked=stacked, num_classes=num_classes, num_modes=num_modes)
     cov = mode_coverage(modes, num_modes=num_modes, reference=ref_counts, min_count=min_count)
 
-    common = {"n": cov["n"], "extractor": extractor, "extractor_sha256": getattr(module, "weights_sha256", None),
+    common = {"n": cov["n"], "extractor": extractor, "extractor_sha256": extractor_sha256,
               "reference": ref_name, "num_modes": num_modes, "histogram": cov["histogram"].tolist()}
     covered, kl = ("modes_covered", "mode_kl") if stacked else ("classes_covered", "class_kl")
     return {

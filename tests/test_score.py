@@ -245,3 +245,39 @@ def test_a_colour_file_among_grayscale_samples_is_named_for_a_grayscale_extracto
     Image.fromarray(rng.integers(0, 256, (28, 28, 3), np.uint8)).save(tmp_path / "s" / "05-colour.png")
     with pytest.raises(GenbenchError, match=r"05-colour\.png is in colour"):
         score(tmp_path / "s", str(tmp_path / "ref"), settings(extractor="lenet-fashion-mnist", metrics=("fid",)))
+
+
+def test_mode_coverage_on_request_agrees_with_the_evaluation_step(samples_dir, tiny_extractor, tmp_path):
+    """`--metrics modes` classifies the samples by the extractor's logits, as a run's mode-coverage step does
+    with its own pass (genbench.metrics.modes): against the uniform distribution over the extractor's classes
+    where the extractor does not classify the reference's dataset."""
+    from genbench.metrics.modes import evaluate_modes
+    from genbench.samples import load_samples
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GenbenchWarning)
+        result = score(samples_dir, "digits:test", settings(metrics=("modes",)))
+    assert set(result["metrics"]) == {"classes_covered[tiny-test]", "class_kl[tiny-test]"}
+    expected = evaluate_modes(tiny_extractor.load(), load_samples(samples_dir, progress=False).images,
+                              extractor="tiny-test", dataset_classes=tiny_extractor.num_classes)
+    for name, record in expected.items():
+        got = result["metrics"][name]
+        assert got["value"] == pytest.approx(record["value"], rel=1e-12) and got["histogram"] == record["histogram"]
+        assert got["reference"] == "uniform" and got["n"] == 64 and got["num_modes"] == 5
+
+
+def test_mode_coverage_of_held_out_images_against_the_splits_labels(fashion_mnist):
+    """lenet-fashion-mnist classifies Fashion-MNIST: the KL is from the reference split's label frequencies, and
+    held-out real images cover every class with a KL near 0 (the reference entry of a board's column)."""
+    from genbench.metrics.modes import evaluate_modes
+
+    got = score("fashion-mnist:test", "fashion-mnist:test", ScoreSettings(
+        metrics=("modes",), extractor="lenet-fashion-mnist", num_samples=2000, progress=False))["metrics"]
+    data = registry.dataset("fashion-mnist").load("test", download=False, progress=False)
+    expected = evaluate_modes(registry.EXTRACTORS["lenet-fashion-mnist"].load(), data.images[:2000],
+                              extractor="lenet-fashion-mnist", reference=data)
+    for name, record in expected.items():
+        assert got[name]["value"] == pytest.approx(record["value"], rel=1e-12)
+        assert got[name]["histogram"] == record["histogram"] and got[name]["reference"] == "fashion-mnist:test"
+    assert got["classes_covered[lenet-fashion-mnist]"]["value"] == 10
+    assert 0 < got["class_kl[lenet-fashion-mnist]"]["value"] < 0.02

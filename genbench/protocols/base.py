@@ -56,6 +56,9 @@ class Evaluation:
     truncations: tuple[float, ...] | None = None  # FID and IS against the truncation threshold (BigGAN Fig. 4)
     truncation_samples: int | None = None  # samples per point of that curve; None: num_samples
     translation_images: int | None = None  # held-out images of each domain translated and scored (Protocol.domains)
+    # "per-batch": evaluation sample batch b draws from its own generator, seeded by (seed, b), so ranks can draw
+    # their shares alone (genbench.distributed); None: one generator for all batches, drawn by one process
+    sample_streams: str | None = None
 
 
 # Fields added to the dataclasses after the first protocols were published. While unset (None) they are left
@@ -68,7 +71,7 @@ OPTIONAL_FIELDS = frozenset({"subset_seed", "disentanglement", "reconstruct_imag
                              "sampler_steps_samples", "temperatures", "temperature_samples", "num_classes",
                              "milestones", "gamma", "ais", "kinetic_energy", "jacobian_norm",
                              "decoder_ais", "truncations", "truncation_samples", "ema_start", "domains",
-                             "translation_images", "decay_start"})
+                             "translation_images", "decay_start", "sample_streams"})
 
 
 @dataclass(frozen=True)
