@@ -209,6 +209,12 @@ def _print_metrics(result: dict) -> None:
                    + (f"; sampling {speed:.0f} images/s" if speed is not None else ""))
 
 
+def _listed(value) -> list[str]:
+    """A grid axis from the command line ("a,b") or a sweep file (["a", "b"], or one value)."""
+    values = value if isinstance(value, list) else str(value).split(",")
+    return [str(v).strip() for v in values if str(v).strip()]
+
+
 def _sweep_config(ctx, param, path):
     """--config FILE: the sweep file's keys become the defaults of the options (an option given wins)."""
     if path is None:
@@ -219,7 +225,8 @@ def _sweep_config(ctx, param, path):
         config = load_config(path)
     except GenbenchError as e:
         raise click.BadParameter(str(e)) from None
-    flat = {k: v for k, v in config.items() if k not in ("slurm", "ray")}
+    ctx.meta["sweep_grids"] = config.get("grid", [])
+    flat = {k: v for k, v in config.items() if k not in ("slurm", "ray", "grid")}
     flat.update({("ray_" + k if not k.startswith("ray_") else k): v for k, v in config.get("ray", {}).items()})
     flat.update(config.get("slurm", {}))
     for key in ("model", "dataset", "protocol", "seeds"):
@@ -234,11 +241,12 @@ def _sweep_config(ctx, param, path):
 @main.command(epilog="A sweep file (TOML, --config) holds the same options: model = [\"vae\", \"dcgan\"], "
                      "dataset = \"fashion-mnist\", protocol = \"quick\", seeds = [0, 1, 2], backend = \"slurm\", "
                      "and [slurm] partition = \"gpu\", gpus = 1 (or [ray] address = \"auto\"); options given on "
-                     "the command line win.")
+                     "the command line win. Several [[grid]] tables, each with its own model / dataset / protocol "
+                     "/ seeds, make one sweep of their union.")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), callback=_sweep_config, is_eager=True,
               expose_value=False, help="A sweep file (TOML) with the options below.")
-@click.option("--model", required=True, help="Model(s), comma separated (see `genbench list models`).")
-@click.option("--dataset", required=True, help="Dataset(s), comma separated.")
+@click.option("--model", default=None, help="Model(s), comma separated (see `genbench list models`).")
+@click.option("--dataset", default=None, help="Dataset(s), comma separated.")
 @click.option("--protocol", "tiers", default="quick", show_default=True, help="Tier(s), comma separated.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds, comma separated (e.g. 0,1,2).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("sweeps/sweep"),
@@ -278,15 +286,25 @@ def sweep(model, dataset, tiers, seeds, out, backend, jobs, board, device, offli
     """
     from genbench import sweep as sw
 
-    split = lambda text: [v.strip() for v in str(text).split(",") if v.strip()]  # noqa: E731
     try:
-        seed_list = [int(v) for v in split(seeds)]
+        seed_list = [int(v) for v in _listed(seeds)]
     except ValueError:
         raise click.BadParameter(f"{seeds!r}: seeds are whole numbers, comma separated", param_hint="--seeds")
     options = (*(["--device", device] if device != "auto" else []), *(["--offline"] if offline else []),
                *(["--max-minutes", f"{max_minutes:g}"] if max_minutes else []))
-    grid = sw.grid(models=split(model), datasets=split(dataset), tiers=split(tiers), seeds=seed_list, out=out,
-                   options=options, warn=lambda text: click.echo(f"Warning: {text}", err=True))
+    axes = {"model": model, "dataset": dataset, "protocol": tiers, "seeds": seed_list}
+    grids = [{**axes, **g} for g in click.get_current_context().meta.get("sweep_grids", [])] or [axes]
+    for key, option in (("model", "--model"), ("dataset", "--dataset")):
+        if any(not g[key] for g in grids):
+            raise click.UsageError(f"give {option}, or a sweep file (--config) that names it")
+    grid, seen = [], set()
+    for g in grids:  # the union of the sweep file's grids, each run once, in order
+        for job in sw.grid(models=_listed(g["model"]), datasets=_listed(g["dataset"]),
+                           tiers=_listed(g["protocol"]), seeds=[int(v) for v in _listed(g["seeds"])], out=out,
+                           options=options, warn=lambda text: click.echo(f"Warning: {text}", err=True)):
+            if job.out not in seen:
+                seen.add(job.out)
+                grid.append(job)
     if dry_run:
         for job in grid:
             click.echo(f"{job.state():>11}  {job.name}")
@@ -429,6 +447,9 @@ def sampler_steps(run_dir, steps, num_samples, device, data_root, offline, no_pr
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the result (genbench result schema) to this file.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--nproc", default=1, show_default=True,
+              help="Processes sharing the feature extraction (`torchrun --nproc_per_node N`): each takes whole "
+                   "batches, and the scores are one process's.")
 @_friendly_errors
 def score(samples, ref, metric_list, extractor, weights, num_samples, batch_size, device, data_root, strict,
           json_out, no_progress, nproc) -> None:
@@ -441,15 +462,18 @@ def score(samples, ref, metric_list, extractor, weights, num_samples, batch_size
     from genbench import score as scoring
     from genbench.device import resolve_device
 
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        sys.exit(_under_torchrun(nproc))
+    _quiet_unless_main_rank()
+
     settings = scoring.ScoreSettings(
         metrics=tuple(m.strip() for m in metric_list.split(",") if m.strip()), extractor=extractor,
         weights=weights, num_samples=num_samples, batch_size=batch_size, device=str(resolve_device(device)),
         strict=strict, data_root=data_root, progress=not no_progress)
     result = scoring.score(samples, ref, settings)
+    if not result:  # a rank other than 0: its share is extracted
+        return
     _print_metrics(result)
-@click.option("--nproc", default=1, show_default=True,
-              help="Processes sharing the feature extraction (`torchrun --nproc_per_node N`): each takes whole "
-                   "batches, and the scores are one process's.")
     if json_out:
         results.write_file(json_out, result)
         click.echo(f"Result written to {json_out}.")
@@ -462,17 +486,11 @@ def score(samples, ref, metric_list, extractor, weights, num_samples, batch_size
 @click.option("--weights", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Extractor weights file (sha256-checked).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        sys.exit(_under_torchrun(nproc))
-    _quiet_unless_main_rank()
-
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, envvar="GENBENCH_DATA")
 @click.option("--no-progress", is_flag=True)
 @_friendly_errors
 def stats(ref, extractor, weights, batch_size, device, data_root, no_progress) -> None:
-    if not result:  # a rank other than 0: its share is extracted
-        return
     """Precompute and cache the reference features and statistics of DATASET:SPLIT (or a folder of images).
 
     `genbench score` and `genbench run` reuse the cache; it is keyed by the data's content hash, the extractor,
@@ -528,14 +546,17 @@ def extractor_train(dataset, out, seed, data_root) -> None:
 @click.option("--plots", "plots_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Also draw, into this folder, sample quality over training (from the results' snapshot "
                    "curves) and the loss terms of runs whose train_log.jsonl lies beside their result.")
+@click.option("--min-seeds", type=click.IntRange(1), default=None,
+              help="Only entries with at least this many seeds (and the reference rows): e.g. a board's "
+                   "entries run over all three of their protocol's seeds.")
 @_friendly_errors
-def report(paths, fmt, out, ci, metric_list, plots_dir) -> None:
+def report(paths, fmt, out, ci, metric_list, plots_dir, min_seeds) -> None:
     """Comparison tables from run directories, result files, or folders that hold them."""
     from genbench.files import atomic_write
     from genbench.report import entries, run_plots, tables
 
     metrics = [m.strip() for m in metric_list.split(",") if m.strip()] if metric_list else None
-    text = tables.report(paths, fmt=fmt, ci=ci, metrics=metrics)
+    text = tables.report(paths, fmt=fmt, ci=ci, metrics=metrics, min_seeds=min_seeds)
     if out is None:
         click.echo(text)
     else:

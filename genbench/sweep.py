@@ -106,9 +106,15 @@ def grid(*, models: Iterable[str], datasets: Iterable[str], tiers: Iterable[str]
     return jobs
 
 
+GRID_KEYS = ("model", "dataset", "protocol", "seeds")
+
+
 def load_config(path: Path) -> dict:
     """A sweep file (TOML): the keys of `genbench sweep`'s options, lists for the grid's axes, e.g.
-    model = ["vae", "dcgan"], dataset = "fashion-mnist", protocol = "quick", seeds = [0, 1, 2], backend = "local"."""
+    model = ["vae", "dcgan"], dataset = "fashion-mnist", protocol = "quick", seeds = [0, 1, 2], backend = "local".
+    Several grids in one sweep: [[grid]] tables, each with its own model / dataset / protocol / seeds (what a
+    table leaves out comes from the top level); the sweep runs their union (every family at seed 0, and one
+    model of each at seeds 1 and 2, say)."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
@@ -120,14 +126,22 @@ def load_config(path: Path) -> dict:
         config = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise GenbenchError(f"cannot read the sweep file {path}: {exc}") from None
-    known = {"model", "dataset", "protocol", "seeds", "out", "backend", "jobs", "board", "device", "offline",
-             "max_minutes", "slurm", "ray"}
+    known = {*GRID_KEYS, "out", "backend", "jobs", "board", "device", "offline", "max_minutes", "slurm", "ray",
+             "grid"}
     unknown = sorted(set(config) - known)
     if unknown:
         raise GenbenchError(f"{path}: unknown key(s) {', '.join(unknown)}; a sweep file takes "
                             f"{', '.join(sorted(known))}.")
     tables = {"slurm": {"partition", "account", "time_minutes", "gpus", "cpus", "mem_gb", "array"},
               "ray": {"address", "cpus", "gpus"}}
+    grids = config.get("grid", [])
+    if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
+        raise GenbenchError(f"{path}: `grid` must be tables, [[grid]] model = [...] seeds = [...]")
+    for g in grids:
+        extra = sorted(set(g) - set(GRID_KEYS))
+        if extra:
+            raise GenbenchError(f"{path}: unknown key(s) {', '.join(extra)} in a [[grid]]; it takes "
+                                f"{', '.join(GRID_KEYS)}.")
     for table, keys in tables.items():
         extra = sorted(set(config.get(table, {})) - keys)
         if extra:

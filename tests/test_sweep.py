@@ -142,3 +142,21 @@ def test_the_cli_reads_a_sweep_file_and_lists_the_runs(tmp_path):
     config.write_text('modle = "vae"\n')
     result = CliRunner().invoke(main, ["sweep", "--config", str(config), "--dry-run"])
     assert result.exit_code != 0 and "unknown key(s) modle" in result.output
+
+
+def test_a_sweep_file_with_several_grids_runs_their_union_once_each(tmp_path):
+    """A board's sweep: every model at seed 0, and one of them at more seeds; a run in both grids runs once."""
+    config = tmp_path / "board.toml"
+    config.write_text(f'dataset = "fashion-mnist"\nprotocol = "smoke"\nout = "{tmp_path / "s"}"\n'
+                      '[[grid]]\nmodel = ["nade", "made"]\nseeds = [0]\n'
+                      '[[grid]]\nmodel = "nade"\nseeds = [0, 1]\n')
+    result = CliRunner().invoke(main, ["sweep", "--config", str(config), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    names = [name.rsplit("-v", 1)[0] + "-" + name.rsplit("-", 1)[1] for name in result.output.split()[1::2]]
+    assert names == ["fashion-mnist-nade-smoke-seed0", "fashion-mnist-made-smoke-seed0",
+                     "fashion-mnist-nade-smoke-seed1"]
+    config.write_text('dataset = "fashion-mnist"\n[[grid]]\nmodel = "nade"\nseed = [1]\n')
+    result = CliRunner().invoke(main, ["sweep", "--config", str(config), "--dry-run"])
+    assert result.exit_code != 0 and "unknown key(s) seed in a [[grid]]" in result.output
+    result = CliRunner().invoke(main, ["sweep", "--dataset", "fashion-mnist", "--dry-run"])
+    assert result.exit_code != 0 and "give --model" in result.output

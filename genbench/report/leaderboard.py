@@ -11,6 +11,8 @@ Board layout:
       results/<run_id>/train_log.jsonl its training log, where the result names one that lay beside it (optional)
       plots/<dataset>--<metric>.png    one bar chart per table column (and .svg), written by build
       plots/<dataset>--<metric>--vs-train-time.png   the first column with training times against them
+      plots/<dataset>--<metric>--vs-cost.png         the first FID column against training time and sampling
+                                                     time per image, side by side: the comparison across families
       plots/<dataset>--<metric>--over-training.png   sample quality over training, where results have snapshots
       plots/<dataset>--training-losses.png           the loss terms GANs log, where entries have training logs
       README.md                        the tables (Markdown), the plots, links to the sample grids
@@ -146,7 +148,7 @@ def _draw_plots(board: Path, frame, built: list[tables.Table], formats, results:
 
     for t in built:
         part = frame[frame["dataset"] == t.dataset]
-        cost_done = False
+        cost_done = family_done = False
         for col in t.columns:
             sel = part[[k == col.key for k in part["_key"]]]
             draw(t.dataset, "bar", f"{col.label} on {t.dataset}", (col.name,),
@@ -157,6 +159,12 @@ def _draw_plots(board: Path, frame, built: list[tables.Table], formats, results:
                 draw(t.dataset, "cost", f"{col.label} against training time, {t.dataset}",
                      (col.name, "vs-train-time"), lambda sel=sel, col=col: plots.quality_vs_cost(sel, col.name,
                                                                                                   "train_seconds"))
+            # the comparison across families: the first FID column, which every family that samples shares,
+            # against what an entry cost to train and what a sample costs to draw
+            if not family_done and col.metric == "fid" and (costs > 0).sum() >= 2:
+                family_done = True
+                draw(t.dataset, "cost", f"{col.label} against training time and sampling time, {t.dataset}",
+                     (col.name, "vs-cost"), lambda sel=sel, col=col: plots.quality_vs_costs(sel, col.name))
         here = [(r, folder) for r, folder in results if entries.dataset_of(r) == t.dataset]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GenbenchWarning)  # a malformed section warns when it is drawn

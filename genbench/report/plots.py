@@ -55,7 +55,9 @@ STYLE = {
 }
 NOTE_SIZE = 7
 
-COSTS = {"train_seconds": "training time", "parameters": "parameters"}
+# the costs an entry is plotted against (the sampling time per image is 1 / the result's sample_images_per_s)
+COSTS = {"train_seconds": "training time", "parameters": "parameters", "sample_seconds": "sampling time"}
+TIMED = ("train_seconds", "sample_seconds")  # measured on a device, which the axis names
 
 # base metric name -> readable name. Units come from the records ("unit"), falling back to _UNITS.
 _NAMES = {"fid": "FID", "kid": "KID", "is": "IS", "precision": "Precision", "recall": "Recall",
@@ -209,7 +211,9 @@ def _aggregate(sel: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             "std": values[finite].std(ddof=1) if finite.sum() > 1 else math.nan,
             "seeds": int(finite.sum()), "seeded": g["seed"].notna().all(),
             "bound": any(e in entries.BOUND_ESTIMATORS for e in estimators), "estimator": ", ".join(estimators),
-            **{c: _mean(g[c]) for c in COSTS},
+            **{c: _mean(g[c]) for c in COSTS if c in g},
+            "sample_seconds": _mean(1.0 / pd.to_numeric(g["sample_images_per_s"], errors="coerce"))
+            if "sample_images_per_s" in g else math.nan,
             "devices": sorted({str(d) for d in g["device"] if not _missing(d)}),
         })
     return pd.DataFrame(out), notes
@@ -327,9 +331,12 @@ def pareto_front(costs: np.ndarray, values: np.ndarray, *, higher_is_better: boo
 
 
 def _cost_axis(cost: str, values: np.ndarray) -> tuple[float, str]:
-    """(divisor, axis label) for a cost: training time in s, min or h depending on its range."""
+    """(divisor, axis label) for a cost: training time in s, min or h depending on its range; sampling time
+    per image in ms."""
     if cost == "parameters":
         return 1.0, "parameters"
+    if cost == "sample_seconds":
+        return 1e-3, "sampling time per image (ms)"
     top = np.nanmax(values) if np.isfinite(values).any() else 0
     if top >= 2 * 3600:
         return 3600.0, "training time (hours)"
@@ -347,38 +354,63 @@ def _count_formatter(v: float, _pos=None) -> str:
 
 @_styled
 def quality_vs_cost(frame: pd.DataFrame, column: str, cost: str) -> Figure:
-    """Metric `column` (mean over seeds, std error bars) against `cost` ("train_seconds" or "parameters", mean
-    over seeds), one point per row, labelled; the Pareto front (nothing both cheaper and better) as a step line.
-    The cost axis is logarithmic where the costs span more than 10x. Rows without the cost (submitted samples)
-    are named in a note, not drawn at 0; reference values (e.g. independent pixels) are horizontal lines."""
-    if cost not in COSTS:
-        raise ValueError(f"cost must be one of {', '.join(COSTS)}, got {cost!r}")
+    """Metric `column` (mean over seeds, std error bars) against `cost` (a key of COSTS: training time,
+    parameters or sampling time per image; mean over seeds), one point per row, labelled; the Pareto front
+    (nothing both cheaper and better) as a step line. The cost axis is logarithmic where the costs span more
+    than 10x. Rows without the cost (submitted samples) are named in a note, not drawn at 0; reference values
+    (e.g. independent pixels) are horizontal lines."""
+    return _quality_vs_costs(frame, column, (cost,))
+
+
+@_styled
+def quality_vs_costs(frame: pd.DataFrame, column: str, costs: Sequence[str] = ("train_seconds", "sample_seconds")
+                     ) -> Figure:
+    """quality_vs_cost with one panel per cost side by side, sharing the metric axis: by default what an
+    entry cost to train and what each sample costs to draw, the two costs a family trades quality against."""
+    return _quality_vs_costs(frame, column, tuple(costs))
+
+
+def _quality_vs_costs(frame: pd.DataFrame, column: str, costs: tuple[str, ...]) -> Figure:
+    for cost in costs:
+        if cost not in COSTS:
+            raise ValueError(f"cost must be one of {', '.join(COSTS)}, got {cost!r}")
     sel = _select(frame, column)
     hib = bool(sel["higher_is_better"].iloc[0])
     agg, notes = _aggregate(sel)
     refs = agg[(agg["section"] == "reference") & (agg["seeds"] > 0)]
     models = agg[(agg["section"] != "reference") & (agg["seeds"] > 0)]
+    fig = _figure(4.2 if len(costs) == 1 else 4.8)
+    axes = fig.subplots(1, len(costs), sharey=True, squeeze=False)[0]
+    against = " and ".join(COSTS[c] for c in costs)
+    _title(axes[0], f"{metric_label(column)} against {against}, {sel['dataset'].iloc[0]}", _column_details(sel))
+    axes[0].set_ylabel(metric_label(column, unit=_unit(sel), higher_is_better=hib))
+    handles = {}
+    for ax, cost in zip(axes, costs):
+        for h in _cost_panel(ax, models, refs, cost, hib, notes):
+            handles.setdefault(h.get_label(), h)
+    axes[0].legend(handles=list(handles.values()), loc="best")
+    _footnote(fig, list(dict.fromkeys(notes)))
+    return fig
+
+
+def _cost_panel(ax, models: pd.DataFrame, refs: pd.DataFrame, cost: str, hib: bool, notes: list[str]) -> list:
+    """One quality-against-cost panel; its legend handles. Notes for what it leaves out go into `notes`."""
     has_cost = np.isfinite(models[cost].to_numpy(float)) & (models[cost].to_numpy(float) > 0)
     missing = models[~has_cost]
     pts = models[has_cost].reset_index(drop=True)
     if len(missing):
         notes.append(f"Not plotted, no {COSTS[cost]} recorded: " +
                      "; ".join(f"{r} ({k})" for r, k in zip(missing["row"], missing["kind"])) + ".")
-
-    fig = _figure(4.2)
-    ax = fig.add_subplot()
-    _title(ax, f"{metric_label(column)} against {COSTS[cost]}, {sel['dataset'].iloc[0]}", _column_details(sel))
-    ax.set_ylabel(metric_label(column, unit=_unit(sel), higher_is_better=hib))
     x_all = pts[cost].to_numpy(float)
     div, xlabel = _cost_axis(cost, x_all)
     x, y, std = x_all / div, pts["mean"].to_numpy(float), pts["std"].to_numpy(float)
 
     devices = sorted({d for ds in pts["devices"] for d in ds})
-    if cost == "train_seconds" and len(devices) == 1:
+    if cost in TIMED and len(devices) == 1:
         xlabel += f" on {devices[0]}"
-    elif cost == "train_seconds" and len(devices) > 1:
+    elif cost in TIMED and len(devices) > 1:
         xlabel += " (devices differ, see note)"
-        notes.append("Training times come from different devices and are not directly comparable: " +
+        notes.append("Times come from different devices and are not directly comparable: " +
                      "; ".join(f"{r}: {', '.join(d)}" for r, d in zip(pts["row"], pts["devices"])) + ".")
     ax.set_xlabel(xlabel)
     if len(x) and x.min() > 0 and x.max() / x.min() > 10:
@@ -429,9 +461,7 @@ def quality_vs_cost(frame: pd.DataFrame, column: str, cost: str) -> Figure:
                                                                         f"{_fmt(r['mean'])}"))
     ax.grid(True, which="major")
     ax.set_axisbelow(True)
-    ax.legend(handles=handles, loc="best")
-    _footnote(fig, notes)
-    return fig
+    return handles
 
 
 def _short_labels(rows: pd.DataFrame) -> list[str]:

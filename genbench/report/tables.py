@@ -130,12 +130,20 @@ class Table:
 
 
 def report(paths: Sequence[str | Path], *, fmt: str = "md", ci: float | None = None,
-           metrics: Sequence[str] | str | None = None) -> str:
-    """The comparison tables of the results under `paths` (result files, run directories, folders of them)."""
+           metrics: Sequence[str] | str | None = None, min_seeds: int | None = None) -> str:
+    """The comparison tables of the results under `paths` (result files, run directories, folders of them).
+    min_seeds: only the entries (an entry under one protocol version) with at least this many seeds, beside
+    the reference rows (a board's headline: the entries run over all their protocol's seeds)."""
     fmt = _check_format(fmt)
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     frame = entries.long_table(entries.load_results(paths))
+    if min_seeds is not None and not frame.empty:
+        seeds = frame[frame["section"] != "reference"].groupby("row")["seed"].nunique()
+        keep = set(seeds[seeds >= min_seeds].index)
+        if not keep:
+            raise GenbenchError(f"no entry has {min_seeds} or more seeds; the most any has is {seeds.max()}.")
+        frame = frame[(frame["section"] == "reference") | frame["row"].isin(keep)]
     tables = build(frame, ci=ci, metrics=metrics)
     if not tables:
         raise GenbenchError("the results hold no metric values to report.")

@@ -19,14 +19,15 @@ TINY = {"n": 1000, "reference": "digits:train", "extractor": "tiny"}
 
 
 def make_result(*, model="vae", preset="small", seed=0, version=1, metrics=None, references=None,
-                parameters=1000, train_seconds=10.0, device="cpu", kind="training run", name=None) -> dict:
+                parameters=1000, train_seconds=10.0, device="cpu", kind="training run", name=None,
+                sample_ips=100.0) -> dict:
     r = {
         "schema": 1, "kind": kind, "run_id": f"{model}-{preset}-v{version}-s{seed}", "model": model,
         "preset": preset, "dataset": "digits", "seed": seed,
         "protocol": {"name": f"digits/{model}/quick", "version": version, "hash": "sha256:00", "tier": "quick"},
         "metrics": metrics or {}, "references": references or {},
         "compute": {"parameters": parameters, "train_seconds": train_seconds, "device": device,
-                    "sample_images_per_s": 100.0},
+                    "sample_images_per_s": sample_ips},
         "provenance": {"genbench_version": "0", "git_commit": None, "torch_version": "0", "data_hash": "sha256:0",
                        "checkpoint_sha256": None},
     }
@@ -250,6 +251,35 @@ def test_quality_vs_cost_with_one_cost_value_draws_without_warnings(tmp_path):
         fig = plots.quality_vs_cost(frame, FID, "train_seconds")
         plots.save(fig, tmp_path / "one")
     assert fig.axes[0].get_xlim() == pytest.approx((16.0, 24.0))
+
+
+def test_quality_against_training_and_sampling_time_side_by_side(tmp_path):
+    """The comparison across families: one metric axis, a panel per cost; sampling time per image is the mean
+    over seeds of 1 / images per second, in ms."""
+    frame = table(tmp_path, [
+        *(make_result(model="slow-sampler", seed=s, metrics=fid(v), train_seconds=10.0, sample_ips=ips)
+          for s, (v, ips) in enumerate([(12.0, 1.0), (14.0, 0.5)])),  # 1,000 and 2,000 ms per image
+        make_result(model="fast-sampler", metrics=fid(30.0), train_seconds=40.0, sample_ips=1000.0),  # 1 ms
+        make_result(model="samples", kind="submitted samples", name="my samples", seed=None, metrics=fid(15.0),
+                    parameters=None, train_seconds=None, sample_ips=None),
+    ])
+    fig = plots.quality_vs_costs(frame, FID)
+    train, sampling = fig.axes[:2]
+    assert train.get_xlabel() == "training time (seconds) on cpu"
+    assert sampling.get_xlabel() == "sampling time per image (ms) on cpu"
+    assert sampling.get_xscale() == "log"  # 1 ms to 1.5 s
+    points = lambda ax: sorted(map(tuple, np.concatenate([c.get_offsets() for c in ax.collections  # noqa: E731
+                                                          if c.get_offsets().shape[0]
+                                                          and not isinstance(c, LineCollection)])))
+    assert points(train) == [(10.0, 13.0), (40.0, 30.0)]
+    np.testing.assert_allclose(points(sampling), [(1.0, 30.0), (1500.0, 13.0)])
+    # each is on the front of one panel: cheapest to sample, or best
+    (step,) = [line for line in sampling.get_lines() if line.get_drawstyle() == "steps-post"]
+    assert step.get_xdata().tolist() == pytest.approx([1.0, 1500.0])
+    assert train.get_shared_y_axes().joined(train, sampling)
+    assert "Not plotted, no sampling time recorded: my samples" in all_text(fig)
+    with pytest.raises(ValueError, match="cost must be one of"):
+        plots.quality_vs_costs(frame, FID, ("train_seconds", "flops"))
 
 
 # ------------------------------------------------------------------------------------------------- saving

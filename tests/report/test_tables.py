@@ -452,3 +452,19 @@ def test_latex_markdown_and_html_escape_names(tmp_path):
     assert "<td>a|b &lt;i&gt;* · score/lenet-fashion-mnist@1</td>" in tables.render(ts, "html")
     rows = list(csv.reader(io.StringIO(tables.render(ts, "csv"))))
     assert rows[1][1] == "a_b & 50% #1 {x} ~$^\\ · score/lenet-fashion-mnist@1"  # CSV quoting, no escapes
+
+
+def test_min_seeds_keeps_the_entries_run_over_enough_seeds_and_the_references(tmp_path):
+    ref = independent_pixels()
+    write(tmp_path,
+          *(make_result(model="vae", seed=s, metrics={"bpd": bpd(3.4 + s / 100)}, references=ref) for s in range(3)),
+          *(make_result(model="nade", seed=s, metrics={"bpd": bpd(3.6)}, references=ref) for s in range(2)),
+          make_result(model="vae", version=2, metrics={"bpd": bpd(3.3)}, references=ref))
+    everything = tables.report([tmp_path])
+    assert "nade" in everything and "quick@2" in everything
+    three = tables.report([tmp_path], min_seeds=3)
+    assert "vae (small) · fashion-mnist/vae/quick@1 | 3 | ≤ 3.410 ± 0.010" in three
+    assert "nade" not in three and "quick@2" not in three  # two seeds; one seed of another version
+    assert "independent pixels" in three
+    with pytest.raises(GenbenchError, match="no entry has 4 or more seeds; the most any has is 3"):
+        tables.report([tmp_path], min_seeds=4)
