@@ -32,6 +32,7 @@ MAX_SAMPLES_PIXELS = 8192 * 8192  # a samples.png larger than this is not a samp
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")  # a run_id names a folder of the board
 _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_SCORED = frozenset(m for group in GROUP_METRICS.values() for m in group)  # what `genbench score` writes
 # scored against the protocol's reference split (mode coverage compares with the training split's classes)
 _FIDELITY = frozenset(m for name, group in GROUP_METRICS.items() if name != "modes" for m in group)
 _NO_REFERENCE = frozenset({"is"})  # the Inception Score is computed from the samples alone
@@ -215,9 +216,9 @@ def _check_submitted_samples(result: dict, where: str) -> None:
 
     for name, rec in result["metrics"].items():
         base = entries.base_metric(name)
-        if base not in _FIDELITY:
+        if base not in _SCORED:
             raise SubmitError("metrics", f"{where}: metric {name} is not a sample-quality metric; submitted samples "
-                                         f"carry {', '.join(sorted(_FIDELITY))} only.")
+                                         f"carry {', '.join(sorted(_SCORED))} only.")
         if not rec.get("extractor"):
             raise SubmitError("metrics", f"{where}: metrics.{name} does not name its extractor; every sample-quality "
                                          "score must say which network made its features.")

@@ -339,6 +339,22 @@ def test_submit_rejects_a_samples_png_that_is_not_one(tmp_path):
     assert e.value.reason == "samples"
 
 
+def test_submit_takes_the_mode_coverage_genbench_score_writes(tmp_path):
+    """`genbench score --metrics modes` (the held-out real data entry of a board's mode-coverage column): its
+    class KL is against the reference split's labels; an unknown metric is still refused."""
+    r = samples_result("real")
+    common = {"n": 1000, "extractor": "lenet-fashion-mnist", "extractor_sha256": sha("extractor"),
+              "reference": "fashion-mnist:train", "num_modes": 10, "histogram": [100] * 10}
+    r["metrics"]["classes_covered[lenet-fashion-mnist]"] = R.metric(10, higher_is_better=True, **common)
+    r["metrics"]["class_kl[lenet-fashion-mnist]"] = R.metric(0.0002, higher_is_better=False, unit="nats", **common)
+    L.submit(run_dir(tmp_path, r, samples=False), tmp_path / "board")
+    assert (tmp_path / "board" / "results" / r["run_id"] / "result.json").is_file()
+    r = samples_result("odd")
+    r["metrics"]["bpd[lenet-fashion-mnist]"] = R.metric(3.0, higher_is_better=False, extractor="lenet-fashion-mnist")
+    with pytest.raises(L.SubmitError, match="not a sample-quality metric"):
+        L.submit(run_dir(tmp_path, r, samples=False), tmp_path / "board")
+
+
 def test_the_same_weights_under_a_later_protocol_version_are_a_row_of_their_own(tmp_path):
     """fashion-mnist/vae/smoke@4 evaluates the weights of @2 with mode coverage and AIS added: a board that holds
     the @2 result (submitted while @2 was current) takes the @4 one beside it, and still refuses it twice."""
