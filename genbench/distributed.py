@@ -57,6 +57,8 @@ def init(device_type: str = "cpu") -> World:
         # while rank 0 alone evaluates what is not sharded (likelihoods), the others wait at the next collective:
         # the default 30 minutes would end a standard-tier evaluation, so the wait is bounded by hours
         hours = float(os.environ.get("GENBENCH_DISTRIBUTED_TIMEOUT_HOURS", 12))
+        if device_type == "cuda":  # NCCL's collectives run on the current device: each rank's own GPU
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo", timeout=timedelta(hours=hours))
         _WORLD = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
     return _WORLD
