@@ -398,16 +398,19 @@ def sweep(jobs: list[Job], backend, *, echo: Callable[[str], None] = print, poll
          + (f" ({sum(j.state() == 'interrupted' for j in todo)} to resume)" if todo else "") + ".")
     submit_all = getattr(backend, "submit_all", None)
     handles = submit_all(todo) if submit_all else [backend.submit(job) for job in todo]
-    started = {job.name: time.monotonic() for job in todo}
+    submitted = time.monotonic()
+    started: dict[str, float] = {}  # when a run was first seen running: a queued run's wait is not its time
     pending = dict(zip((job.name for job in todo), zip(todo, handles)))
     last = None
     try:
         while pending:
             for name, (job, handle) in list(pending.items()):
                 if not backend.done(handle):
+                    if name not in started and backend.running(handle):
+                        started[name] = time.monotonic()
                     continue
                 del pending[name]
-                seconds = time.monotonic() - started[name]
+                seconds = time.monotonic() - started.get(name, submitted)
                 outcomes[name] = _outcome(job, backend, handle, seconds)
                 echo(_event(outcomes[name]))
             running = sum(backend.running(h) for _, h in pending.values())

@@ -160,3 +160,45 @@ def test_a_sweep_file_with_several_grids_runs_their_union_once_each(tmp_path):
     assert result.exit_code != 0 and "unknown key(s) seed in a [[grid]]" in result.output
     result = CliRunner().invoke(main, ["sweep", "--dataset", "fashion-mnist", "--dry-run"])
     assert result.exit_code != 0 and "give --model" in result.output
+
+
+class _OneAtATime:
+    """A stand-in engine with one slot: each run takes `seconds` once it starts, the next waits for it."""
+
+    name = "fake"
+
+    def __init__(self, seconds):
+        import time
+
+        self.clock, self.seconds, self.queue, self.t0 = time.monotonic, seconds, [], None
+
+    def submit(self, job):
+        self.queue.append(job)
+        return job
+
+    def _start(self, job) -> float:
+        if self.t0 is None:
+            self.t0 = self.clock()
+        return self.t0 + self.queue.index(job) * self.seconds
+
+    def running(self, job) -> bool:
+        return self._start(job) <= self.clock() < self._start(job) + self.seconds
+
+    def done(self, job) -> bool:
+        return self.clock() >= self._start(job) + self.seconds
+
+    def exit_code(self, job) -> int:
+        (job.out / "result.json").parent.mkdir(parents=True, exist_ok=True)
+        (job.out / "result.json").write_text("{}")
+        return 0
+
+    def stop(self):
+        pass
+
+
+def test_a_runs_time_starts_when_it_runs_not_while_it_waits_in_the_queue(tmp_path):
+    jobs = [sweep.Job("vae", "digits", "digits/vae/smoke@2", seed, tmp_path / f"run{seed}") for seed in range(3)]
+    outcomes = sweep.sweep(jobs, _OneAtATime(0.4), echo=lambda _: None, poll_s=0.02)
+    assert [o.status for o in outcomes] == ["done"] * 3
+    for o in outcomes:  # each ran 0.4 s; the third waited 0.8 s before it started
+        assert 0.35 < o.seconds < 0.6, [o.seconds for o in outcomes]
