@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -398,6 +399,7 @@ def sweep(jobs: list[Job], backend, *, echo: Callable[[str], None] = print, poll
          + (f" ({sum(j.state() == 'interrupted' for j in todo)} to resume)" if todo else "") + ".")
     submit_all = getattr(backend, "submit_all", None)
     handles = submit_all(todo) if submit_all else [backend.submit(job) for job in todo]
+    previous = _stop_on_sigterm()
     submitted = time.monotonic()
     started: dict[str, float] = {}  # when a run was first seen running: a queued run's wait is not its time
     pending = dict(zip((job.name for job in todo), zip(todo, handles)))
@@ -425,7 +427,22 @@ def sweep(jobs: list[Job], backend, *, echo: Callable[[str], None] = print, poll
              "again to continue them.")
         backend.stop()
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return [outcomes[job.name] for job in jobs]
+
+
+def _stop_on_sigterm():
+    """SIGTERM (`kill PID`, a scheduler ending the driver) stops a sweep as Ctrl-C does, its runs with their
+    checkpoints, rather than leaving them running on their own; the previous handler, or None off the main
+    thread (where Python takes no signal handlers)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _outcome(job: Job, backend, handle, seconds: float) -> Outcome:

@@ -202,3 +202,28 @@ def test_a_runs_time_starts_when_it_runs_not_while_it_waits_in_the_queue(tmp_pat
     assert [o.status for o in outcomes] == ["done"] * 3
     for o in outcomes:  # each ran 0.4 s; the third waited 0.8 s before it started
         assert 0.35 < o.seconds < 0.6, [o.seconds for o in outcomes]
+
+
+def test_sigterm_stops_a_sweep_and_its_run_with_a_checkpoint(tmp_path):
+    """`kill PID` on the sweep (as a scheduler ends a driver) stops it as Ctrl-C does: the run checkpoints and
+    stops, nothing is left running, and the next sweep resumes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "genbench", "sweep", "--model", "vae", "--dataset", "digits", "--protocol", "smoke",
+           "--out", str(tmp_path / "s")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "GENBENCH_FAULT_STEP_SECONDS": "0.5"})  # 40 steps, 20 s
+    log = tmp_path / "s" / "logs" / "digits-vae-smoke-v2-seed0.log"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and "Estimated training time" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Interrupted: stopping the running runs" in out
+    assert "checkpoint saved" in log.read_text()
+    (job,) = sweep.grid(models=["vae"], datasets=["digits"], tiers=["smoke"], seeds=[0], out=tmp_path / "s")
+    assert job.state() == "interrupted" and "--resume" in job.command()
