@@ -387,22 +387,31 @@ def _quality_vs_costs(frame: pd.DataFrame, column: str, costs: tuple[str, ...]) 
     agg, notes = _aggregate(sel)
     refs = agg[(agg["section"] == "reference") & (agg["seeds"] > 0)]
     models = agg[(agg["section"] != "reference") & (agg["seeds"] > 0)]
-    fig = _figure(4.2 if len(costs) == 1 else 4.8)
+    # side by side, each panel as wide as a one-cost figure: every figure but this one has WIDTH
+    fig = _figure(4.2) if len(costs) == 1 else Figure(figsize=(WIDTH * len(costs) * 0.8, 5.6), dpi=DPI,
+                                                       layout="constrained")
     axes = fig.subplots(1, len(costs), sharey=True, squeeze=False)[0]
     against = " and ".join(COSTS[c] for c in costs)
     _title(axes[0], f"{metric_label(column)} against {against}, {sel['dataset'].iloc[0]}", _column_details(sel))
     axes[0].set_ylabel(metric_label(column, unit=_unit(sel), higher_is_better=hib))
     handles = {}
     for ax, cost in zip(axes, costs):
-        for h in _cost_panel(ax, models, refs, cost, hib, notes):
+        # many entries side by side: only each panel's front is labelled, or the names would cover the points
+        for h in _cost_panel(ax, models, refs, cost, hib, notes, label_all=len(costs) == 1):
             handles.setdefault(h.get_label(), h)
-    axes[0].legend(handles=list(handles.values()), loc="best")
+    if len(costs) == 1:
+        axes[0].legend(handles=list(handles.values()), loc="best")
+    else:
+        axes[-1].legend(handles=list(handles.values()), loc="upper right")
+        notes.append("Labelled: the entries on each panel's Pareto front.")
     _footnote(fig, list(dict.fromkeys(notes)))
     return fig
 
 
-def _cost_panel(ax, models: pd.DataFrame, refs: pd.DataFrame, cost: str, hib: bool, notes: list[str]) -> list:
-    """One quality-against-cost panel; its legend handles. Notes for what it leaves out go into `notes`."""
+def _cost_panel(ax, models: pd.DataFrame, refs: pd.DataFrame, cost: str, hib: bool, notes: list[str], *,
+                label_all: bool = True) -> list:
+    """One quality-against-cost panel; its legend handles. Notes for what it leaves out go into `notes`.
+    label_all: name every point (else only those on the front)."""
     has_cost = np.isfinite(models[cost].to_numpy(float)) & (models[cost].to_numpy(float) > 0)
     missing = models[~has_cost]
     pts = models[has_cost].reset_index(drop=True)
@@ -453,8 +462,10 @@ def _cost_panel(ax, models: pd.DataFrame, refs: pd.DataFrame, cost: str, hib: bo
         if (~on_front).any():
             handles.append(Line2D([], [], color=BAR, marker="o", linestyle="none", label="dominated"))
         names = _short_labels(pts)
-        for xi, yi, name in zip(x, y, names):
-            ax.annotate(name, (xi, yi), xytext=(5, 4), textcoords="offset points", fontsize=7.5)
+        for xi, yi, name, front_point in zip(x, y, names, on_front):
+            if label_all or front_point:
+                label = ax.annotate(name, (xi, yi), xytext=(5, 4), textcoords="offset points", fontsize=7.5)
+                label.set_in_layout(label_all)  # side by side, labels must not squeeze the panels
         if multi.any():
             notes.insert(0, "Points: mean over seeds; error bars: one standard deviation (ddof = 1)" +
                          ("; times: the fastest seed's (sharing the machine only slows a run)." if cost in TIMED
