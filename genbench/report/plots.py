@@ -86,8 +86,8 @@ def _styled(fn):
     return wrapper
 
 
-def _figure(height: float) -> Figure:
-    return Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
+def _figure(height: float, width: float = WIDTH) -> Figure:
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
 def _title(ax, head: str, details: str = "") -> None:
@@ -225,15 +225,18 @@ def _unit(sel: pd.DataFrame) -> str | None:
     return units.pop() if len(units) == 1 else None
 
 
-def _min(s: pd.Series) -> float:
+def _finite(s: pd.Series) -> np.ndarray:
     v = pd.to_numeric(s, errors="coerce").to_numpy(float)
-    v = v[np.isfinite(v)]
+    return v[np.isfinite(v)]
+
+
+def _min(s: pd.Series) -> float:
+    v = _finite(s)
     return float(v.min()) if len(v) else math.nan
 
 
 def _mean(s: pd.Series) -> float:
-    v = pd.to_numeric(s, errors="coerce").to_numpy(float)
-    v = v[np.isfinite(v)]
+    v = _finite(s)
     return float(v.mean()) if len(v) else math.nan
 
 
@@ -388,8 +391,7 @@ def _quality_vs_costs(frame: pd.DataFrame, column: str, costs: tuple[str, ...]) 
     refs = agg[(agg["section"] == "reference") & (agg["seeds"] > 0)]
     models = agg[(agg["section"] != "reference") & (agg["seeds"] > 0)]
     # side by side, each panel as wide as a one-cost figure: every figure but this one has WIDTH
-    fig = _figure(4.2) if len(costs) == 1 else Figure(figsize=(WIDTH * len(costs) * 0.8, 5.6), dpi=DPI,
-                                                       layout="constrained")
+    fig = _figure(4.2) if len(costs) == 1 else _figure(5.6, width=WIDTH * len(costs) * 0.8)
     axes = fig.subplots(1, len(costs), sharey=True, squeeze=False)[0]
     against = " and ".join(COSTS[c] for c in costs)
     _title(axes[0], f"{metric_label(column)} against {against}, {sel['dataset'].iloc[0]}", _column_details(sel))
