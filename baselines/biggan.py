@@ -78,6 +78,7 @@ from genbench import GenbenchError
 from genbench.baselines import gan_nets
 from genbench.baselines.gan import d_loss, g_loss
 from genbench.optim import Optimizer
+from genbench.pixels import to_signed, to_uint8
 
 DESCRIPTION = ("BigGAN (Brock et al. 2019): class-conditional G (shared embedding, conditional batch norm, "
                "hierarchical z), projection D, spectral norm, hinge loss, orthogonal regularization, truncation")
@@ -317,14 +318,6 @@ class Model(nn.Module):
                                 f"{labels.dtype} {tuple(labels.shape)}")
         return labels.long()
 
-    @staticmethod
-    def _to_unit(x: torch.Tensor) -> torch.Tensor:
-        return x.float() / 127.5 - 1.0
-
-    @staticmethod
-    def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-        return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
     def _fakes(self, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(z ~ N(0, I) (n, latent_dim), classes uniform in 0..num_classes-1 (n,))."""
         z = torch.randn((n, self.config.latent_dim), generator=generator, device=self.device)
@@ -366,7 +359,7 @@ class Model(nn.Module):
         B = len(x) // k
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
         clip_grads = self._optim_settings.clip if self._optim_settings is not None else (lambda params: None)
-        real_all = self._to_unit(x).view(k, B, *self.image_shape)
+        real_all = to_signed(x).view(k, B, *self.image_shape)
         for real, real_y in zip(real_all, labels.view(k, B)):
             z, fake_y = self._fakes(B, None)
             with torch.no_grad():
@@ -395,7 +388,7 @@ class Model(nn.Module):
         with torch.no_grad():
             z, fake_y = self._fakes(len(x), generator)
             fake = self.G(z, fake_y)
-            terms = self._critic_terms(self._to_unit(x), labels, fake, fake_y)
+            terms = self._critic_terms(to_signed(x), labels, fake, fake_y)
             g_terms = self._generator_terms(self.D(fake, fake_y))
         out = {name: float(v) for name, v in {**terms, **g_terms}.items() if name != "total"}
         return {"loss": out["g_loss"], **out}
@@ -448,6 +441,6 @@ class Model(nn.Module):
         """G(z, y) rounded: z (B, latent_dim), labels (B,) -> uint8 (B, C, H, W)."""
         z = z.to(self.device, torch.float32)
         labels = self._labels(labels, len(z))
-        out = [self._to_uint8(self.G(zc, yc)) for zc, yc in zip(z.split(SAMPLE_CHUNK), labels.split(SAMPLE_CHUNK))]
+        out = [to_uint8(self.G(zc, yc)) for zc, yc in zip(z.split(SAMPLE_CHUNK), labels.split(SAMPLE_CHUNK))]
         return torch.cat(out) if out else torch.empty(0, *self.image_shape, dtype=torch.uint8, device=self.device)
 

@@ -73,6 +73,7 @@ import torch.nn.functional as F
 
 from genbench import GenbenchError
 from genbench.optim import Optimizer
+from genbench.pixels import to_signed, to_uint8
 
 DESCRIPTION = ("CycleGAN (Zhu et al. 2017): unpaired translation A <-> B, ResNet generators, 70x70 PatchGANs, "
                "LSGAN + cycle + identity losses, image history pools")
@@ -300,14 +301,6 @@ class Model(nn.Module):
     def discriminator_parameters(self) -> list[nn.Parameter]:
         return [*self.D_a.parameters(), *self.D_b.parameters()]
 
-    @staticmethod
-    def _to_unit(x: torch.Tensor) -> torch.Tensor:
-        return x.float() / 127.5 - 1.0
-
-    @staticmethod
-    def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-        return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
     def _check_images(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype != torch.uint8 or x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
             raise GenbenchError(f"cyclegan expects uint8 images (B, {', '.join(map(str, self.image_shape))}); "
@@ -329,7 +322,7 @@ class Model(nn.Module):
             missing = "A (label 0)" if not len(a) else "B (label 1)"
             raise GenbenchError(f"cyclegan: the batch of {len(x)} images has no image of domain {missing}; every "
                                 "step needs images of both domains")
-        return self._to_unit(a), self._to_unit(b)
+        return to_signed(a), to_signed(b)
 
     # ---- losses ----------------------------------------------------------------------------------------
     def _generator_terms(self, a: torch.Tensor, b: torch.Tensor) -> tuple[dict[str, torch.Tensor], tuple]:
@@ -405,5 +398,5 @@ class Model(nn.Module):
         if direction not in nets:
             raise GenbenchError(f"cyclegan: direction must be 'a_to_b' or 'b_to_a', got {direction!r}")
         x = self._check_images(x)
-        out = [self._to_uint8(nets[direction](self._to_unit(c))) for c in x.split(TRANSLATE_CHUNK)]
+        out = [to_uint8(nets[direction](to_signed(c))) for c in x.split(TRANSLATE_CHUNK)]
         return torch.cat(out) if out else torch.empty(0, *self.image_shape, dtype=torch.uint8, device=self.device)

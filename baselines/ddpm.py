@@ -60,6 +60,7 @@ from genbench.metrics import ode
 from genbench.metrics.likelihood import discretized_gaussian_log_prob, gaussian_kl
 from genbench.noise import DiscreteSchedule, VPSDE, probability_flow_drift
 from genbench.optim import Optimizer
+from genbench.pixels import to_signed
 from genbench import samplers
 
 DESCRIPTION = ("DDPM: epsilon-prediction U-Net, L_simple; ancestral or DDIM sampling; variational bound and "
@@ -179,7 +180,7 @@ class Model(nn.Module):
         if x.dtype != torch.uint8 or tuple(x.shape[1:]) != self.image_shape:
             raise GenbenchError(f"ddpm expects uint8 images of shape (B, {', '.join(map(str, self.image_shape))}), "
                                 f"got {x.dtype} {tuple(x.shape)}")
-        return x.float() / 127.5 - 1.0
+        return to_signed(x)
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """eps_theta(x_t, t) for integer (or, on the ODE, fractional) timestep indices t."""

@@ -82,6 +82,7 @@ import torch.nn.functional as F
 from genbench import GenbenchError
 from genbench.baselines import gan_nets
 from genbench.optim import Optimizer
+from genbench.pixels import to_signed, to_uint8
 
 ARCHS = ("dcgan", "resnet")
 LOSSES = ("ns", "wasserstein", "hinge")
@@ -275,14 +276,6 @@ class Model(nn.Module):
                                 f"got {x.dtype} {tuple(x.shape)}")
         return x.to(self.device)
 
-    @staticmethod
-    def _to_unit(x: torch.Tensor) -> torch.Tensor:
-        return x.float() / 127.5 - 1.0
-
-    @staticmethod
-    def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-        return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
     def _z(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         return torch.randn((n, self.latent_dim), generator=generator, device=self.device)
 
@@ -322,7 +315,7 @@ class Model(nn.Module):
         B = len(x) // k
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
         clip_grads = self._optim_settings.clip if self._optim_settings is not None else (lambda params: None)
-        real_all = self._to_unit(x).view(k, B, *self.image_shape)            # (k, B, C, H, W)
+        real_all = to_signed(x).view(k, B, *self.image_shape)            # (k, B, C, H, W)
         for real in real_all:                                                  # Algorithm 1's inner loop
             with torch.no_grad():
                 fake = self.G(self._z(B, None))                                # (B, C, H, W), no grad into G
@@ -352,7 +345,7 @@ class Model(nn.Module):
         if generator is None:
             generator = torch.Generator(device=self.device).manual_seed(0)
         with torch.no_grad():
-            real = self._to_unit(x)                                            # (B, C, H, W)
+            real = to_signed(x)                                            # (B, C, H, W)
             fake = self.G(self._z(len(x), generator))                          # (B, C, H, W)
             terms = self._critic_terms(real, fake, generator)
             loss_g = g_loss(self.config.loss, self.D(fake))
@@ -370,7 +363,7 @@ class Model(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """G(z) rounded: z (B, D) -> uint8 (B, C, H, W)."""
         z = z.to(self.device, torch.float32)
-        out = [self._to_uint8(self.G(zc)) for zc in z.split(SAMPLE_CHUNK)]
+        out = [to_uint8(self.G(zc)) for zc in z.split(SAMPLE_CHUNK)]
         return torch.cat(out) if out else torch.empty(0, *self.image_shape, dtype=torch.uint8, device=self.device)
 
     def decoder_mean(self, z: torch.Tensor) -> torch.Tensor:
@@ -384,7 +377,7 @@ class Model(nn.Module):
         cfg = self.config
         x = self._check(x)
         B, S = len(x), cfg.projection_starts
-        target = self._to_unit(x).repeat(S, 1, 1, 1)                           # (S B, C, H, W), start-major
+        target = to_signed(x).repeat(S, 1, 1, 1)                           # (S B, C, H, W), start-major
         g = torch.Generator(device=self.device).manual_seed(cfg.projection_seed)
         # one draw per start, so start 0 is the same whatever the number of starts
         z = torch.cat([torch.randn((B, self.latent_dim), generator=g, device=self.device) for _ in range(S)])
@@ -413,4 +406,4 @@ class Model(nn.Module):
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """G(z*) rounded: uint8 (B, C, H, W), z* the latent projection of x."""
-        return self._to_uint8(self._project(x)[1])
+        return to_uint8(self._project(x)[1])

@@ -90,6 +90,7 @@ from torch.nn.utils.parametrizations import weight_norm as _weight_norm
 from genbench import GenbenchError
 from genbench.baselines import autoregressive as ar
 from genbench.metrics.likelihood import discretized_logistic_log_prob, discretized_logistic_mixture_log_prob
+from genbench.pixels import to_signed, to_uint8
 
 DESCRIPTION = ("PixelCNN++ (Salimans et al. 2017): down- and down-right-shifted convolution streams, gated ResNet "
                "blocks over resolutions with short-cuts, discretized logistic mixture with coupled RGB means")
@@ -378,7 +379,7 @@ class Model(ar.MaximumLikelihood, nn.Module):
 
     @staticmethod
     def net_input(x: torch.Tensor) -> torch.Tensor:
-        return x.float() / 127.5 - 1.0
+        return to_signed(x)
 
     def mixture(self, u: torch.Tensor):
         """The pixel's mixture from the network: logit_probs (B, K, H, W), means and log_scales (B, K, C, H, W)
@@ -401,7 +402,7 @@ class Model(ar.MaximumLikelihood, nn.Module):
         logit_probs, means, log_scales, coeffs = self.mixture(u)
         b, c, h, w = u.shape
         k = logit_probs.shape[1]
-        values = ((u.detach() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        values = to_uint8(u.detach())
         logits, coupled, idx = [logit_probs], [means[:, :, 0]], 0
         for ch in range(1, c):
             m = means[:, :, ch]

@@ -74,6 +74,7 @@ import torch.nn.functional as F
 
 from genbench import GenbenchError
 from genbench.optim import Optimizer
+from genbench.pixels import to_signed, to_uint8
 
 SIDES = {28: (7, 2), 32: (4, 3)}  # image side -> (base side, up-samplings)
 SAMPLE_CHUNK = 256
@@ -398,14 +399,6 @@ class Model(nn.Module):
                                 f"got {x.dtype} {tuple(x.shape)}")
         return x.to(self.device)
 
-    @staticmethod
-    def _to_unit(x):
-        return x.float() / 127.5 - 1.0
-
-    @staticmethod
-    def _to_uint8(x):
-        return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
     def _z(self, n, generator=None):
         return torch.randn((n, self.latent_dim), generator=generator, device=self.device)
 
@@ -447,7 +440,7 @@ class Model(nn.Module):
         cfg, B, t = self.config, len(x), int(self.step)
         opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
         g_params, d_params = list(self.G.parameters()), list(self.D.parameters())
-        real = self._to_unit(x)                                                # (B, C, H, W)
+        real = to_signed(x)                                                # (B, C, H, W)
         # D: logistic loss on reals and mixed fakes
         with torch.no_grad():
             fake = self.G.synthesis(self.mixed_ws(B)[0])
@@ -480,7 +473,7 @@ class Model(nn.Module):
         if generator is None:
             generator = torch.Generator(device=self.device).manual_seed(0)
         with torch.no_grad():
-            real = self._to_unit(x)
+            real = to_signed(x)
             fake = self.G(self._z(len(x), generator), generator=generator)
             r, f = self.D(real), self.D(fake)
             r1 = r1_penalty(self.D, real)
@@ -494,7 +487,7 @@ class Model(nn.Module):
                truncation_psi: float | None = None) -> torch.Tensor:
         """uint8 (n, C, H, W): z and noise inputs drawn with `generator`, truncation toward w_avg if psi is set."""
         z = self._z(n, generator)                                              # (n, D), drawn in one go
-        out = [self._to_uint8(self.G(zc, truncation_psi, generator)) for zc in z.split(SAMPLE_CHUNK)]
+        out = [to_uint8(self.G(zc, truncation_psi, generator)) for zc in z.split(SAMPLE_CHUNK)]
         return torch.cat(out) if out else torch.empty(0, *self.image_shape, dtype=torch.uint8, device=self.device)
 
     def _fixed_noise(self, g: torch.Generator) -> list[torch.Tensor]:
@@ -510,7 +503,7 @@ class Model(nn.Module):
         wa = truncate(self.G.mapping(self._z(n_a, g)), self.G.w_avg, truncation_psi)
         wb = truncate(self.G.mapping(self._z(n_b, g)), self.G.w_avg, truncation_psi)
         noise = self._fixed_noise(g)
-        synth = lambda ws: self._to_uint8(self.G.synthesis(ws, noise))      # noqa: E731
+        synth = lambda ws: to_uint8(self.G.synthesis(ws, noise))      # noqa: E731
         cells = synth(mix(wa.repeat_interleave(n_b, 0), wb.repeat(n_a, 1), crossover, L))   # (n_a n_b, C, H, W)
         grid = torch.zeros(C, (n_a + 1) * H, (n_b + 1) * W, dtype=torch.uint8, device=self.device)
         for j, im in enumerate(synth(broadcast(wb, L))):
@@ -543,4 +536,4 @@ class Model(nn.Module):
         std = img.std(0).mean(0)                                               # (H, W)
         std_u8 = (255 * std / std.max().clamp_min(1e-12)).round().to(torch.uint8)
         C = self.image_shape[0]
-        return torch.cat([*self._to_uint8(img[:n]), std_u8.expand(C, -1, -1)], 2)
+        return torch.cat([*to_uint8(img[:n]), std_u8.expand(C, -1, -1)], 2)

@@ -35,6 +35,7 @@ from genbench import GenbenchError
 from genbench.metrics.likelihood import (bits_per_dim, discretized_logistic_log_prob, gaussian_kl_standard_normal,
                                          gaussian_latent_bound)
 from genbench.optim import Optimizer
+from genbench.pixels import to_uint8
 
 DESCRIPTION = "Convolutional VAE with a discretized-logistic decoder (for 8-bit images; beta weights the KL)"
 
@@ -229,7 +230,7 @@ class Model(nn.Module):
         z = z.to(self.device, torch.float32)
         out = [self.decoder_params(zc)[0] for zc in z.split(DECODE_CHUNK)]
         mean = torch.cat(out) if out else z.new_empty(0, *self.image_shape)
-        return ((mean + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        return to_uint8(mean)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

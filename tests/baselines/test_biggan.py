@@ -12,6 +12,7 @@ from genbench import GenbenchError
 from genbench.baselines.biggan import (PRESETS, ConditionalBatchNorm, Config, Model, orthogonal_penalty,
                                        truncated_normal)
 from genbench.optim import Optimizer
+from genbench.pixels import to_signed
 
 SHAPE = (1, 28, 28)
 ADAM = Optimizer("adam", lr=1e-3, betas=(0.0, 0.999))
@@ -68,7 +69,7 @@ def test_ortho_covers_every_generator_weight_but_the_shared_embedding():
 def test_projection_term_is_the_inner_product_of_the_class_embedding_and_the_features():
     m = smoke_model().eval()
     x, _ = batch(6)
-    real = m._to_unit(x)
+    real = to_signed(x)
     with torch.no_grad():
         phi = m.D.features(real)                                         # (6, d_width)
         embed = m.D.embed.weight                                          # spectrally normalized (10, d_width)
@@ -160,7 +161,7 @@ def test_train_step_uses_each_chunk_and_its_labels_once_per_critic_update(monkey
     stats = m.train_step(x, opts, labels=y)
     assert len(seen) == 2
     for i, (real, real_y) in enumerate(seen):
-        torch.testing.assert_close(real, m._to_unit(x[4 * i:4 * (i + 1)]))
+        torch.testing.assert_close(real, to_signed(x[4 * i:4 * (i + 1)]))
         assert torch.equal(real_y, y[4 * i:4 * (i + 1)])
     assert {"loss", "g_loss", "d_loss", "d_real", "d_fake", "ortho"} <= set(stats)
     assert all(math.isfinite(v) for v in stats.values())
