@@ -56,10 +56,11 @@ Conventions and decisions
 
 Checked in tests/baselines/test_biggan.py: orthogonal regularization and its gradient against closed forms
 (zero on orthogonal rows; W = [[1, 1], [0, 1]]; the gradient 4 (W W^T (.) (1 - I)) W); refreshed spectral-norm
-vectors give every G layer a largest singular value of 1 after its vectors were shrunk as an EMA shrinks them;
-the projection term of D equals <embed(y), phi(x)> and only it depends on y; conditional batch norm against the hand formula; the
-truncated normal's variance against 1 - 2 tau phi(tau) / (2 Phi(tau) - 1) and its bound; hierarchical z feeds
-each block its own chunk; standing statistics equal the batch statistics of the seeded passes and touch nothing
+vectors give every G layer a largest singular value of 1 after its vectors were shrunk as an EMA shrinks them; the
+projection term of D equals <embed(y), phi(x)> and only it depends on y; conditional batch norm against the hand
+formula; the truncated normal's variance against 1 - 2 tau phi(tau) / (2 Phi(tau) - 1) and its bound; hierarchical z
+feeds each block its own chunk; standing statistics equal the batch statistics of the seeded passes and touch
+nothing
 else; same seed, same weights; bit-exact resume from a state-dict checkpoint.
 """
 

@@ -106,11 +106,12 @@ class Config:
             bad(f"gan_loss must be one of {GAN_LOSSES}")
 
 
-# "small": one train_step on 8 + 8 images of 1 x 64 x 64 (Adam) took 0.216 s on the idle 2-core machine (2
-# threads, 20 timed steps after 3; 0.47 s on 1 thread when the machine was shared with a CI run). Narrower is not the fix: g_width 4, 1 block, d_width 4 took 0.38 s; the
-# step runs G 6 times and D 4 times over 64 x 64 maps, and the backward of the 7 x 7 convolutions to and from
-# 1 channel at full resolution dominates the profile. "standard": the paper's ResNet generator with 6 blocks (its
-# choice for 128 x 128 and smaller training images; dSprites is 64 x 64) and the 70 x 70 PatchGAN.
+# "small": one train_step on 8 + 8 images of 1 x 64 x 64 (Adam) took 0.216 s on the idle 2-core machine (2 threads,
+# 20 timed steps after 3; 0.47 s on 1 thread when the machine was shared with a CI run). Narrower is not the fix:
+# g_width 4, 1 block, d_width 4 took 0.38 s; the step runs G 6 times and D 4 times over 64 x 64 maps, and the
+# backward of the 7 x 7 convolutions to and from 1 channel at full resolution dominates the profile. "standard": the
+# paper's ResNet generator with 6 blocks (its choice for 128 x 128 and smaller training images; dSprites is
+# 64 x 64) and the 70 x 70 PatchGAN.
 PRESETS: dict[str, Config] = {
     "smoke": Config(g_width=4, n_res_blocks=1, d_width=4, d_layers=2, pool_size=4),
     "small": Config(g_width=8, n_res_blocks=2, d_width=8, d_layers=3),

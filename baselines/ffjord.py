@@ -188,11 +188,12 @@ PRESETS: dict[str, Config] = {
     "small": Config(hidden=(32, 32), blocks=1, scales=1, solver="rk4", steps=1, eval_solver="rk4", eval_steps=4),
     # quick tier, second version: the `small` model trained as RNODE trains FFJORD (Finlay et al. 2020: fixed-step
     # RK4 in training, kinetic-energy and Jacobian-Frobenius penalties of weight 0.01 each, which keep the
-    # trajectories straight enough for a few steps to solve them), with two RK4 steps (8 evaluations; RNODE's
-    # MNIST script takes four of 0.25) and evaluated with four. Trained through one step without the penalties,
-    # `small` learned to exploit that step's error (README, "Normalizing flows"); here, in a 300-step trial
-    # (batch 64, 2 threads; a one-off script calling log_likelihood with the solver swapped), the held-out bound under the training solver, under four RK4 steps and under
-    # dopri5 at 1e-5 agreed to 1e-3 bits/dim at every 50 steps. 49 training images/s against `small`'s 112
+    # trajectories straight enough for a few steps to solve them), with two RK4 steps (8 evaluations; RNODE's MNIST
+    # script takes four of 0.25) and evaluated with four. Trained through one step without the penalties, `small`
+    # learned to exploit that step's error (README, "Normalizing flows"); here, in a 300-step trial (batch 64, 2
+    # threads; a one-off script calling log_likelihood with the solver swapped), the held-out bound under the
+    # training solver, under four RK4 steps and under dopri5 at 1e-5 agreed to 1e-3 bits/dim at every 50 steps. 49
+    # training images/s against `small`'s 112
     "small-rnode": Config(hidden=(32, 32), blocks=1, scales=1, solver="rk4", steps=2, eval_solver="rk4", eval_steps=4,
                           kinetic_energy=0.01, jacobian_norm=0.01),
     # the reference's multiscale image model (README command, train_cnf.py defaults): 3 x 64 hidden channels,

@@ -18,9 +18,10 @@ Provenance
   minibatches of 100, early stopping with a look-ahead of 30 epochs, orthogonal initialisation, and a direct
   input-to-output connection (masked like the output layer; not implemented here); the test NLL is the
   log-mean-exp over the mask sets. Binarized MNIST test NLLs of the paper's Table 6, as recalled and as the
-  literature quotes them (the table could not be re-read for this file): 1 hidden layer, 32 masks 88.04
-  nats; 2 hidden layers, 32 masks 86.64 nats (the best); a single mask 88.40 (1 layer) and 89.59 (2 layers);
-  NADE 88.86 for comparison. The paper's study of the number of masks (its Figure 3, as recalled) uses a single hidden layer of 500 units.
+  literature quotes them (the table could not be re-read for this file): 1 hidden layer, 32 masks 88.04 nats; 2
+  hidden layers, 32 masks 86.64 nats (the best); a single mask 88.40 (1 layer) and 89.59 (2 layers); NADE 88.86 for
+  comparison. The paper's study of the number of masks (its Figure 3, as recalled) uses a single hidden layer of 500
+  units.
 
 Conventions and decisions
 -------------------------

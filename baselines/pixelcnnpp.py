@@ -120,8 +120,9 @@ class Config:
 PRESETS: dict[str, Config] = {
     # seconds on a CPU: tests and CI
     "smoke": Config(nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.0, resolutions=1),
-    # quick tier (Fashion-MNIST 28x28, 2-core CPU): one resolution (no down/up-sampling); 75,510 parameters on (1, 28, 28); the quick protocol's seed-0 run trained at 134 images/s
-    # (batch 64, 2 threads: its result's compute.train_seconds)
+    # quick tier (Fashion-MNIST 28x28, 2-core CPU): one resolution (no down/up-sampling); 75,510 parameters on (1,
+    # 28, 28); the quick protocol's seed-0 run trained at 134 images/s (batch 64, 2 threads: its result's
+    # compute.train_seconds)
     "small": Config(nr_resnet=1, nr_filters=24, nr_logistic_mix=5, dropout=0.0, resolutions=1),
     # the published CIFAR-10 model (reference code defaults): 53,659,080 parameters on (3, 32, 32)
     "standard": Config(nr_resnet=5, nr_filters=160, nr_logistic_mix=10, dropout=0.5, resolutions=3),

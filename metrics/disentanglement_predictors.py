@@ -192,8 +192,7 @@ def hist_gbt_factor(x_train, y_train, x_test, y_test, seed: int, *, n_estimators
         S = np.asarray(onehot.T @ G).reshape(D, B, T).transpose(2, 0, 1)[:, None]   # (T, 1, D, B)
         C = C_root
         SS = (G ** 2).sum(0)[:, None]                   # (T, 1) sum of squares per node
-        for depth in range(max_depth):
-            m = 2 ** depth
+        for depth in range(max_depth):  # m = 2^depth nodes per tree at this level
             if depth > 0:
                 S, C, SS = _child_histograms(S, C, SS, node, G_flat, bins_by_code, tree_of, B)
             S_node, C_node = S[:, :, 0].sum(-1), C[:, :, 0].sum(-1)                # (T, m)

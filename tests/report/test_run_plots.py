@@ -3,8 +3,8 @@
 back from the Figure's axes."""
 
 import json
-import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,7 +140,7 @@ def gan_result(model="dcgan", *, seed=0, version=1, curve=None, snapshots=None, 
     return r
 
 
-def board_entry(root, result, log_rows) -> "Path":
+def board_entry(root, result, log_rows) -> Path:
     """A board entry folder: result.json and the train_log.jsonl submitted with it (no run.json)."""
     d = root / result["run_id"]
     results.write_file(d / "result.json", result)
