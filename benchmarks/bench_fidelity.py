@@ -3,6 +3,7 @@
     python benchmarks/bench_fidelity.py                 # N = 10k and 50k, D = 2048 (8-15 min on 2 cores)
     python benchmarks/bench_fidelity.py --large 0       # N = 10k only
     python benchmarks/bench_fidelity.py --n 2000 --dim 256 --large 0 --repeat 1   # a quick look
+    python benchmarks/bench_fidelity.py --kid-products  # KID's products on 1 and all BLAS threads (seconds)
 
 What is measured
 - Fréchet distance at N x D: the statistics (mean, covariance) of one set, and the distance itself on the same
@@ -164,6 +165,23 @@ def accuracy(dim: int = 256) -> list[tuple[str, str, str, str]]:
     return [("FID rel. error vs exact route", "", "", "")] + rows
 
 
+def kid_products(dim: int, m: int = 1000, repeat: int = 15) -> None:
+    """What one KID subset's work costs: a @ a.T (a symmetric rank-k update in numpy) and a @ b.T for (m, dim)
+    float32 on 1 BLAS thread and on all of them, and one float64 kernel matrix made and summed."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    a, b = features(m, dim, role="real"), features(m, dim, role="fake")
+    ms = lambda fn: 1000 * best_of({"x": fn}, repeat)[0]["x"]  # noqa: E731
+    most = max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+    for threads in sorted({1, most}):
+        with threadpool_limits(threads, user_api="blas"):
+            print(f"{m}x{dim} float32 on {threads} BLAS thread(s): a @ a.T {ms(lambda: a @ a.T):.1f} ms, "
+                  f"a @ b.T {ms(lambda: a @ b.T):.1f} ms")
+    gram = a @ b.T
+    print(f"float64 kernel matrix (x / {dim} + 1)^3 of one {m}x{m} product, made and summed: "
+          f"{ms(lambda: ((gram.astype(np.float64) / dim + 1) ** 3).sum()):.2f} ms")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=10000, help="samples per set (default 10000)")
@@ -171,8 +189,13 @@ def main() -> None:
     p.add_argument("--large", type=int, default=50000, help="also run the genbench k-NN metrics and KID at "
                    "this N (0: skip; default 50000)")
     p.add_argument("--repeat", type=int, default=5, help="repeats for the FID timings (best is reported)")
+    p.add_argument("--kid-products", action="store_true", help="only time KID's products on 1 and all BLAS "
+                   "threads, and one float64 kernel matrix")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.kid_products:
+        kid_products(args.dim)
+        return
     if args.child:
         print(json.dumps(child(args.child, args.n, args.dim)))
         return
@@ -182,7 +205,8 @@ def main() -> None:
     for task_pair in (("kid", "tf-kid"), ("prc", "tf-prc"), ("dc", None)):
         ours = run_child(task_pair[0], args.n, args.dim)
         theirs = run_child(task_pair[1], args.n, args.dim) if task_pair[1] else None
-        name = {"kid": f"KID 100x{min(1000, args.n)}", "prc": "precision/recall k=3", "dc": "density/coverage k=5"}[task_pair[0]]
+        name = {"kid": f"KID 100x{min(1000, args.n)}", "prc": "precision/recall k=3",
+                "dc": "density/coverage k=5"}[task_pair[0]]
         cell = lambda r: f"{r['seconds']:.1f} s, +{r['extra_mib']:.0f} MiB"
         rows.append((f"{name}, N={args.n}", cell(ours), cell(theirs) if theirs else "-",
                      f"{theirs['seconds'] / ours['seconds']:.2f}x" if theirs else ""))

@@ -52,11 +52,14 @@ Conventions decided here
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from genbench import GenbenchError, GenbenchWarning
 
@@ -266,31 +269,47 @@ class FID:
 
 # ------------------------------------------------------------------------------------------------------ KID
 
-def _poly_kernel(dot: np.ndarray, degree, gamma: float, coef0: float) -> np.ndarray:
-    """(gamma x.y + coef0)^degree from the Gram matrix `dot`, in place; integer degrees by repeated products
-    (about 2x faster than a float power on 1000 x 1000 blocks)."""
-    dot *= gamma
-    dot += coef0
-    if float(degree).is_integer() and 1 <= degree <= 8:
-        base = dot.copy() if degree > 1 else dot
-        for _ in range(int(degree) - 1):
-            dot *= base
-        return dot
-    return np.power(dot, degree, out=dot)
+class _PolyMMD:
+    """Unbiased MMD^2 between equal-size samples x, y (m, D) with the kernel (gamma x.y + coef0)^degree:
 
+        (sum_{i != j} k(x_i, x_j) + sum_{i != j} k(y_i, y_j)) / (m (m - 1)) - 2 sum_{i, j} k(x_i, y_j) / m^2
 
-def _mmd2_unbiased_poly(x: np.ndarray, y: np.ndarray, degree: int, gamma: float, coef0: float) -> float:
-    """Unbiased MMD^2 between equal-size samples x, y (m, D), polynomial kernel; kernel sums in float64.
+    Gram matrices in the features' precision, kernel values and their sums in float64, a block of `rows` rows
+    at a time. One instance per worker, called once per subset: it reuses one m x m Gram matrix and two
+    rows x m float64 blocks, so no m x m float64 matrix is made and a block's kernel values stay in cache."""
 
-    (sum_{i != j} k(x_i, x_j) + sum_{i != j} k(y_i, y_j)) / (m (m - 1)) - 2 sum_{i, j} k(x_i, y_j) / m^2
-    """
-    m = x.shape[0]
-    gram = lambda a, b: (a @ b.T).astype(np.float64, copy=False)  # noqa: E731; a @ a.T runs as a rank-k update
-    k_xx = _poly_kernel(gram(x, x), degree, gamma, coef0)
-    k_yy = _poly_kernel(gram(y, y), degree, gamma, coef0)
-    k_xy = _poly_kernel(gram(x, y), degree, gamma, coef0)
-    within = (k_xx.sum() - np.trace(k_xx)) + (k_yy.sum() - np.trace(k_yy))
-    return float(within / (m * (m - 1)) - 2.0 * k_xy.sum() / (m * m))
+    rows = 64
+
+    def __init__(self, m: int, dtype, degree, gamma: float, coef0: float):
+        self.m, self.degree, self.gamma, self.coef0 = m, degree, gamma, coef0
+        self.gram = np.empty((m, m), dtype)
+        self.base, self.out = np.empty((self.rows, m)), np.empty((self.rows, m))
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> float:
+        m = self.m
+        within = self._sum(x, x, off_diagonal=True) + self._sum(y, y, off_diagonal=True)
+        return float(within / (m * (m - 1)) - 2.0 * self._sum(x, y, off_diagonal=False) / (m * m))
+
+    def _sum(self, a: np.ndarray, b: np.ndarray, *, off_diagonal: bool) -> float:
+        np.matmul(a, b.T, out=self.gram)  # a @ a.T runs as a symmetric rank-k update: half the products
+        total = 0.0
+        for start in range(0, self.m, self.rows):
+            k = self._kernel(self.gram[start:start + self.rows])
+            total += k.sum() - (np.trace(k, offset=start) if off_diagonal else 0.0)
+        return total
+
+    def _kernel(self, dot: np.ndarray) -> np.ndarray:
+        """(gamma dot + coef0)^degree in float64; integer degrees by repeated products (about 2x faster than a
+        float power)."""
+        base, out = self.base[:dot.shape[0]], self.out[:dot.shape[0]]
+        np.multiply(dot, self.gamma, out=base)
+        base += self.coef0
+        if float(self.degree).is_integer() and 1 <= self.degree <= 8:
+            np.copyto(out, base)
+            for _ in range(int(self.degree) - 1):
+                out *= base
+            return out
+        return np.power(base, self.degree, out=out)
 
 
 def kid(*, real, fake, subsets: int = 100, subset_size: int = 1000, degree: int = 3, gamma: float | None = None,
@@ -321,15 +340,36 @@ def kid(*, real, fake, subsets: int = 100, subset_size: int = 1000, degree: int 
     # Gram matrices in the features' own precision (float32 features: float32 products, half the time of
     # float64 and what torch-fidelity computes), kernel values and their sums always in float64.
     dtype = np.float64 if np.float64 in (real.dtype, fake.dtype) else np.float32
+    real, fake = real.astype(dtype, copy=False), fake.astype(dtype, copy=False)
+    if not (np.isfinite(real).all() and np.isfinite(fake).all()):
+        raise GenbenchError("features contain NaN or inf; the feature extractor or the samples are broken")
     rng = np.random.RandomState(seed)
+    draws = [(rng.choice(n_fake, subset_size, replace=False), rng.choice(n_real, subset_size, replace=False))
+             for _ in range(subsets)]
+
+    def mmd2s(share: list) -> list[float]:  # worker w takes subsets w, w + workers, ...
+        mmd2 = _PolyMMD(subset_size, dtype, degree, gamma, coef0)
+        return [mmd2(fake[f], real[r]) for f, r in share]
+
     mmds = np.empty(subsets)
-    for i in range(subsets):
-        f = fake[rng.choice(n_fake, subset_size, replace=False)].astype(dtype)
-        r = real[rng.choice(n_real, subset_size, replace=False)].astype(dtype)
-        if not (np.isfinite(f).all() and np.isfinite(r).all()):
-            raise GenbenchError("features contain NaN or inf; the feature extractor or the samples are broken")
-        mmds[i] = _mmd2_unbiased_poly(f, r, degree, gamma, coef0)
+    with _one_blas_thread_per_worker(subsets) as workers, ThreadPoolExecutor(workers) as pool:
+        for w, values in enumerate(pool.map(mmd2s, [draws[w::workers] for w in range(workers)])):
+            mmds[w::workers] = values
     return float(mmds.mean()), float(mmds.std())
+
+
+@contextlib.contextmanager
+def _one_blas_thread_per_worker(tasks: int, cap: int = 16):
+    """Yield a worker count: as many as BLAS has threads (at most `cap` and `tasks`), with BLAS held to one
+    thread each meanwhile. KID's subsets are independent and numpy releases the GIL in its products and
+    elementwise loops, so whole subsets in parallel keep every core busy, where one subset at a time leaves
+    all but one idle during its (single-threaded) kernel work and splits its products across threads less than
+    perfectly (benchmarks/README.md). A subset's value is the same whichever worker computes it, and on any
+    machine: each runs on one BLAS thread."""
+    blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    workers = max(1, min(max(blas, default=1), tasks, cap))
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield workers
 
 
 # ------------------------------------------------------------------------------------------- Inception Score
