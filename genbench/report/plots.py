@@ -103,7 +103,8 @@ def _title(ax, head: str, details: str = "") -> None:
 
 def _footnote(fig: Figure, notes: Sequence[str]) -> None:
     """Notes under the plot (what was left out and why); the layout makes room for them."""
-    lines = [line for note in notes for line in textwrap.wrap(note, 120, subsequent_indent="  ")]
+    width = round(120 * fig.get_figwidth() / WIDTH)  # characters of NOTE_SIZE text across the figure
+    lines = [line for note in notes for line in textwrap.wrap(note, width, subsequent_indent="  ")]
     if lines:
         fig.supxlabel("\n".join(lines), x=0.01, ha="left", fontsize=NOTE_SIZE, color="#444444", linespacing=1.35)
 
@@ -404,7 +405,7 @@ def _quality_vs_costs(frame: pd.DataFrame, column: str, costs: tuple[str, ...]) 
     if len(costs) == 1:
         axes[0].legend(handles=list(handles.values()), loc="best")
     else:
-        axes[-1].legend(handles=list(handles.values()), loc="upper right")
+        axes[-1].legend(handles=list(handles.values()), loc="best")
         notes.append("Labelled: the entries on each panel's Pareto front.")
     _footnote(fig, list(dict.fromkeys(notes)))
     return fig
@@ -429,8 +430,9 @@ def _cost_panel(ax, models: pd.DataFrame, refs: pd.DataFrame, cost: str, hib: bo
         xlabel += f" on {devices[0]}"
     elif cost in TIMED and len(devices) > 1:
         xlabel += " (devices differ, see note)"
+        on = {d: [n for n, ds in zip(_short_labels(pts), pts["devices"]) if d in ds] for d in devices}
         notes.append("Times come from different devices and are not directly comparable: " +
-                     "; ".join(f"{r}: {', '.join(d)}" for r, d in zip(pts["row"], pts["devices"])) + ".")
+                     "; ".join(f"{d}: {', '.join(names)}" for d, names in on.items()) + ".")
     ax.set_xlabel(xlabel)
     if len(x) and x.min() > 0 and x.max() / x.min() > 10:
         ax.set_xscale("log")
@@ -464,10 +466,14 @@ def _cost_panel(ax, models: pd.DataFrame, refs: pd.DataFrame, cost: str, hib: bo
         if (~on_front).any():
             handles.append(Line2D([], [], color=BAR, marker="o", linestyle="none", label="dominated"))
         names = _short_labels(pts)
-        for xi, yi, name, front_point in zip(x, y, names, on_front):
-            if label_all or front_point:
-                label = ax.annotate(name, (xi, yi), xytext=(5, 4), textcoords="offset points", fontsize=7.5)
-                label.set_in_layout(label_all)  # side by side, labels must not squeeze the panels
+        near = 0.04 * (np.nanmax(y) - np.nanmin(y))  # front neighbours closer than this would overprint
+        dy, last = 4, None
+        for i in range(len(x)) if label_all else front:
+            # front labels alone: below the front where the previous label is above it and close
+            dy = -11 if not label_all and last is not None and abs(y[i] - last) < near and dy > 0 else 4
+            last = y[i]
+            label = ax.annotate(names[i], (x[i], y[i]), xytext=(5, dy), textcoords="offset points", fontsize=7.5)
+            label.set_in_layout(label_all)  # side by side, labels must not squeeze the panels
         if multi.any():
             notes.insert(0, "Points: mean over seeds; error bars: one standard deviation (ddof = 1)" +
                          ("; times: the fastest seed's (sharing the machine only slows a run)." if cost in TIMED

@@ -240,7 +240,7 @@ def test_quality_vs_cost_draws_references_as_lines_and_converts_long_times(tmp_p
     (hline,) = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
     assert list(hline.get_ydata()) == [4.5, 4.5]
     assert "independent pixels (reference), 4.500" in all_text(fig)
-    assert "different devices" in all_text(fig)
+    assert "different devices and are not directly comparable: cpu: a (small); cuda: b (small)." in " ".join(all_text(fig).split())
 
 
 def test_quality_vs_cost_with_one_cost_value_draws_without_warnings(tmp_path):
