@@ -23,6 +23,7 @@ exactly N (`gather_rows`): the metrics are a single process's, FID within float6
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -60,8 +61,18 @@ def init(device_type: str = "cpu") -> World:
         if device_type == "cuda":  # NCCL's collectives run on the current device: each rank's own GPU
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo", timeout=timedelta(hours=hours))
+        # a rank that finishes first (the others, once rank 0 alone evaluates) must not leave the group to
+        # interpreter teardown: gloo's worker threads then abort the process ("terminate called without an
+        # active exception", SIGABRT; seen once in CI, on the rank that left while rank 0 computed KID)
+        atexit.register(close)
         _WORLD = World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
     return _WORLD
+
+
+def close() -> None:
+    """Leave the process group, if this process joined one (idempotent; run at exit by `init`)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def world() -> World:
