@@ -173,10 +173,16 @@ def kid_products(dim: int, m: int = 1000, repeat: int = 15) -> None:
     a, b = features(m, dim, role="real"), features(m, dim, role="fake")
     ms = lambda fn: 1000 * best_of({"x": fn}, repeat)[0]["x"]  # noqa: E731
     most = max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+    products = {}
     for threads in sorted({1, most}):
         with threadpool_limits(threads, user_api="blas"):
             print(f"{m}x{dim} float32 on {threads} BLAS thread(s): a @ a.T {ms(lambda: a @ a.T):.1f} ms, "
                   f"a @ b.T {ms(lambda: a @ b.T):.1f} ms")
+            products[threads] = (a @ b.T).astype(np.float64)
+    if most > 1:
+        one, many = products[1], products[most]
+        print(f"a @ b.T on {most} threads against 1: largest difference {np.abs(many - one).max():.2e} "
+              f"({np.abs(many - one).max() / np.abs(one).max():.1e} of the largest product)")
     gram = a @ b.T
     print(f"float64 kernel matrix (x / {dim} + 1)^3 of one {m}x{m} product, made and summed: "
           f"{ms(lambda: ((gram.astype(np.float64) / dim + 1) ** 3).sum()):.2f} ms")

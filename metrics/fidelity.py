@@ -364,8 +364,8 @@ def _one_blas_thread_per_worker(tasks: int, cap: int = 16):
     thread each meanwhile. KID's subsets are independent and numpy releases the GIL in its products and
     elementwise loops, so whole subsets in parallel keep every core busy, where one subset at a time leaves
     all but one idle during its (single-threaded) kernel work and splits its products across threads less than
-    perfectly (benchmarks/README.md). A subset's value is the same whichever worker computes it, and on any
-    machine: each runs on one BLAS thread."""
+    perfectly (benchmarks/README.md). A subset's value is the same whichever worker computes it, and
+    whatever the number of cores: each runs on one BLAS thread."""
     blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     workers = max(1, min(max(blas, default=1), tasks, cap))
     with threadpool_limits(limits=1, user_api="blas"):
