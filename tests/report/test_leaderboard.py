@@ -1,111 +1,20 @@
-"""leaderboard.py: submit (validation, duplicates, atomicity) and build (README.md, index.html, plots)."""
+"""leaderboard.py: submit (validation, duplicates, atomicity) and build (README.md, index.html, plots); training
+logs and snapshot curves: test_leaderboard_logs.py."""
 
-import hashlib
 import json
 import os
-from pathlib import Path
+import re
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from genbench import GenbenchError, registry
 from genbench import results as R
 from genbench.report import leaderboard as L
 from genbench.report import submit as S
 from genbench.report import page
+from board_results import json_block, listing, run_dir, samples_result, sha, training_result
 
 SCRIPT = "<script>alert(1)</script>"
-
-
-def sha(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
-def training_result(protocol="digits/vae/smoke", *, seed=0, bpd=2.0, weights=b"", fid=30.0) -> dict:
-    """A result as `genbench run` writes it for a registered protocol (its current version and hash), with
-    every metric that protocol's evaluation produces; `weights` are the bytes its checkpoint sha256 covers."""
-    p = registry.protocol(protocol)
-    ev = p.evaluation
-    split = f"{p.dataset}:{ev.split}"
-    metrics = {
-        "bpd": R.metric(bpd, higher_is_better=False, n=200, split=split, estimator="elbo", unit="bits/dim"),
-        "bpd_iwae": R.metric(bpd - 0.05, higher_is_better=False, n=50, split=split, estimator="iwae", k=ev.iwae_k,
-                             unit="bits/dim"),
-        "psnr": R.metric(20.0 + seed, higher_is_better=True, split=split, unit="dB", n=200),
-        "ssim": R.metric(0.7, higher_is_better=True, split=split, n=200),
-    }
-    if ev.extractor:
-        common = {"n": ev.num_samples, "reference": f"{p.dataset}:{ev.reference_split}",
-                  "extractor": ev.extractor, "extractor_sha256": sha("extractor")}
-        metrics[f"fid[{ev.extractor}]"] = R.metric(fid, higher_is_better=False, **common)
-        metrics[f"precision[{ev.extractor}]"] = R.metric(0.5, higher_is_better=True, k=3, **common)
-        metrics[f"recall[{ev.extractor}]"] = R.metric(0.6, higher_is_better=True, k=3, **common)
-    if ev.modes:
-        common = {"n": ev.num_samples, "reference": f"{p.dataset}:train", "extractor": ev.extractor}
-        metrics[f"classes_covered[{ev.extractor}]"] = R.metric(10, higher_is_better=True, **common)
-        metrics[f"class_kl[{ev.extractor}]"] = R.metric(0.01, higher_is_better=False, unit="nats", **common)
-    if ev.decoder_ais:
-        metrics["bpd_ais"] = R.metric(bpd - 0.1, higher_is_better=False, n=ev.decoder_ais.images, split=split,
-                                      estimator="ais", unit="bits/dim")
-        metrics["log_px_gauss_ais"] = R.metric(-800.0, higher_is_better=True, n=ev.decoder_ais.images, split=split,
-                                               estimator="ais", unit="nats/image", sigma=ev.decoder_ais.sigma)
-    return {
-        "schema": R.SCHEMA, "kind": "training run",
-        "run_id": f"{p.dataset}-vae-{p.tier}-s{seed}-{hashlib.sha256(weights).hexdigest()[:8]}",
-        "created": f"2026-01-0{seed + 1}T00:00:00+00:00", "model": p.model, "preset": p.preset, "dataset": p.dataset,
-        "seed": seed, "protocol": {"name": p.name, "version": p.version, "hash": p.hash, "tier": p.tier},
-        "metrics": metrics,
-        "references": {"independent_pixel_bpd": R.metric(4.5, higher_is_better=False, n=200, split=split,
-                                                         fitted_on=f"{p.dataset}:train", unit="bits/dim")},
-        "compute": {"parameters": 1000 + seed, "train_seconds": 10.0 + seed, "device": "cpu (2 threads)",
-                    "sample_images_per_s": 500.0},
-        "provenance": {"genbench_version": "0.1.0", "git_commit": "0" * 40, "torch_version": "2",
-                       "data_hash": {"train": sha("train"), "test": sha("test")},
-                       "checkpoint_sha256": "sha256:" + hashlib.sha256(weights).hexdigest()},
-        "files": {"weights": "model.pt", "samples": "samples.png", "train_log": "train_log.jsonl"},
-    }
-
-
-def samples_result(name, *, fid=25.0, seed=0, extractor="lenet-fashion-mnist") -> dict:
-    """A result as `genbench score SAMPLES --ref fashion-mnist:train --extractor lenet-fashion-mnist` writes it."""
-    common = {"n": 1000, "reference": "fashion-mnist:train", "reference_n": 60000, "extractor": extractor,
-              "extractor_sha256": sha("extractor")}
-    return {
-        "schema": R.SCHEMA, "kind": "submitted samples", "run_id": f"score-{sha(name + str(seed))[7:19]}",
-        "created": "2026-02-01T00:00:00+00:00", "model": name, "dataset": "fashion-mnist:train", "seed": seed,
-        "protocol": {"name": f"score/{extractor}", "version": 1, "hash": sha("settings")[:23]},
-        "metrics": {f"fid[{extractor}]": R.metric(fid, higher_is_better=False, **common),
-                    f"precision[{extractor}]": R.metric(0.4, higher_is_better=True, k=3, **common)},
-        "compute": {"parameters": None, "train_seconds": None, "device": "cpu", "sample_images_per_s": None},
-        "provenance": {"genbench_version": "0.1.0", "git_commit": None, "torch_version": "2",
-                       "data_hash": {"samples": sha(name + str(seed)), "reference": sha("train")},
-                       "checkpoint_sha256": None},
-    }
-
-
-def grid_png(path: Path, seed: int = 0) -> None:
-    images = np.random.default_rng(seed).integers(0, 256, (64, 40, 3), dtype=np.uint8)
-    Image.fromarray(images).save(path)
-
-
-def run_dir(root: Path, result: dict, *, weights: bytes | None = None, samples: bool = True) -> Path:
-    """A run directory as `genbench run` leaves it: result.json, model.pt, samples.png."""
-    d = root / result["run_id"]
-    d.mkdir(parents=True)
-    (d / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    if weights is not None:
-        (d / "model.pt").write_bytes(weights)
-    if samples:
-        grid_png(d / "samples.png", seed=len(result["run_id"]))
-    return d
-
-
-def listing(board: Path) -> dict:
-    """Every file under the board (hidden ones too) with its bytes."""
-    return {p.relative_to(board).as_posix(): p.read_bytes() for p in sorted(board.rglob("*")) if p.is_file()} | \
-        {p.relative_to(board).as_posix() + "/": b"" for p in sorted(board.rglob("*")) if p.is_dir()}
-
 
 # ------------------------------------------------------------------------------------------------ a board
 
@@ -148,16 +57,10 @@ def test_build_writes_readme_index_and_plots(board):
     html = index.read_text()
     assert html.count("data:image/png;base64,") == 4  # digits smoke, digits quick, fashion smoke, the script entry
     assert '"src":"plots/digits--bpd.png"' in html and "file://" not in html and str(board) not in html
-    data = json.loads(_json_block(html))
+    data = json.loads(json_block(html))
     assert [t["dataset"] for t in data["tables"]] == data["datasets"] == ["digits", "fashion-mnist"]
     assert data["protocols"] == ["digits/vae/quick@2", "digits/vae/smoke@2", "fashion-mnist/vae/smoke@4",
                                  "score/lenet-fashion-mnist@1"]
-
-
-def _json_block(html: str) -> str:
-    start = html.index('<script type="application/json" id="board-data">') + len(
-        '<script type="application/json" id="board-data">')
-    return html[start:html.index("</script>", start)]
 
 
 def test_build_is_deterministic(board):
@@ -184,7 +87,7 @@ def test_index_escapes_every_string_from_results(board):
     html = (board / "index.html").read_text()
     assert SCRIPT not in html and "<script>alert" not in html
     assert html.count("<script") == 2 and html.count("</script>") == 2  # the data block and the page's script
-    block = _json_block(html)
+    block = json_block(html)
     assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in block
     assert not set("<>&") & set(block)
     rows = [r for t in json.loads(block)["tables"] for r in t["rows"]]
@@ -276,16 +179,10 @@ def test_submit_rejects_a_training_run(tmp_path, case):
     result = _edited(training_result(protocol or "digits/vae/smoke", weights=w), edit)
     src = run_dir(tmp_path / "runs", {**result, "run_id": "run"}, weights=w) / "result.json"
     src.write_text(json.dumps(result))
-    with pytest.raises(L.SubmitError, match="^rejected .*" + _re(message)) as e:
+    with pytest.raises(L.SubmitError, match="^rejected .*" + re.escape(message)) as e:
         L.submit(src, tmp_path / "board")
     assert e.value.reason == reason
     assert not (tmp_path / "board" / "results").exists() or not any((tmp_path / "board" / "results").iterdir())
-
-
-def _re(text: str) -> str:
-    import re
-
-    return re.escape(text)
 
 
 def test_submit_rejects_weights_that_are_not_the_evaluated_ones(tmp_path):
@@ -315,7 +212,7 @@ SAMPLE_CASES = {
 def test_submit_rejects_submitted_samples(tmp_path, case):
     edit, reason, message = SAMPLE_CASES[case]
     src = run_dir(tmp_path, _edited(samples_result("s"), edit), samples=False)
-    with pytest.raises(L.SubmitError, match=_re(message)) as e:
+    with pytest.raises(L.SubmitError, match=re.escape(message)) as e:
         L.submit(src, tmp_path / "board")
     assert e.value.reason == reason
 
@@ -326,7 +223,7 @@ def test_submit_rejects_submitted_samples(tmp_path, case):
                                         ("{\"schema\": 1}", "missing key 'run_id'")])
 def test_submit_rejects_a_malformed_file(tmp_path, text, what):
     (tmp_path / "result.json").write_text(text)
-    with pytest.raises(L.SubmitError, match=_re(what)) as e:
+    with pytest.raises(L.SubmitError, match=re.escape(what)) as e:
         L.submit(tmp_path / "result.json", tmp_path / "board")
     assert e.value.reason == "malformed" and str(tmp_path / "result.json") in str(e.value)
 
@@ -447,215 +344,6 @@ def test_cli_submit_build_and_report(tmp_path):
     assert report.exit_code == 0 and "2.25" in report.output
     cli.invoke(main, ["report", str(run), "--format", "latex", "--out", str(tmp_path / "t.tex")])
     assert "\\toprule" in (tmp_path / "t.tex").read_text()
-
-
-# -------------------------------------------------------------------------------------- training logs
-
-def write_log(run: Path, rows=None, *, text=None) -> Path:
-    log = run / "train_log.jsonl"
-    if text is None:
-        text = "".join(json.dumps(r) + "\n" for r in (rows or [{"step": s, "loss": 1.0 / s, "g_loss": 1.0 / s,
-                                                                  "d_loss": 1.3, "images_per_s": 800.0}
-                                                                 for s in (25, 50, 75)]))
-    log.write_bytes(text.encode() if isinstance(text, str) else text)
-    return log
-
-
-def test_submit_copies_the_training_log_the_result_names(tmp_path):
-    w = b"weights"
-    src = run_dir(tmp_path / "runs", training_result(weights=w), weights=w)
-    log = write_log(src)
-    out = L.submit(src, tmp_path / "board")
-    assert sorted(p.name for p in out.parent.iterdir()) == ["result.json", "samples.png", "train_log.jsonl"]
-    assert (out.parent / "train_log.jsonl").read_bytes() == log.read_bytes()
-    assert out.read_bytes() == (src / "result.json").read_bytes()
-    assert L.check_train_log(out.parent / "train_log.jsonl") == 3
-
-
-def test_submit_without_a_log_or_one_the_result_does_not_name(tmp_path):
-    board = tmp_path / "board"
-    w = b"no log"
-    out = L.submit(run_dir(tmp_path / "a", training_result(weights=w), weights=w), board)  # named, but absent
-    assert not (out.parent / "train_log.jsonl").exists()
-    w = b"unnamed log"
-    result = training_result(seed=1, weights=w)
-    del result["files"]["train_log"]
-    src = run_dir(tmp_path / "b", result, weights=w)
-    write_log(src)
-    out = L.submit(src, board)
-    assert not (out.parent / "train_log.jsonl").exists()  # only the log the result names travels with it
-
-
-LOG_CASES = {
-    "a line cut short": ('{"step": 25, "loss": 1.0}\n{"step": 50, "lo\n{"step": 75, "loss": 0.5}\n',
-                         "train_log.jsonl, line 2: not valid JSON"),
-    "a truncated last line": ('{"step": 25, "loss": 1.0}\n{"step": 50, "loss": 0.', "line 2: not valid JSON"),
-    "not an object": ('{"step": 25, "loss": 1.0}\n[50, 0.5]\n', "line 2: a JSON list, not an object"),
-    "no step": ('{"loss": 1.0}\n', "line 1: step is None, not a training step"),
-    "a step that is not an integer": ('{"step": "25", "loss": 1.0}\n', "line 1: step is '25'"),
-    "empty": ("\n\n", "train_log.jsonl is empty"),
-    "not text": (b'{"step": 1}\n\xff\xfe\n', "train_log.jsonl is not UTF-8 text"),
-}
-
-
-@pytest.mark.parametrize("case", list(LOG_CASES))
-def test_submit_refuses_a_corrupt_training_log_naming_the_file(tmp_path, case):
-    text, message = LOG_CASES[case]
-    board = tmp_path / "board"
-    w = b"first"
-    L.submit(run_dir(tmp_path / "a", training_result(weights=w), weights=w), board)
-    before = listing(board)
-    w = b"second"
-    src = run_dir(tmp_path / "b", training_result(seed=1, weights=w), weights=w)
-    log = write_log(src, text=text)
-    with pytest.raises(L.SubmitError, match=_re(message)) as e:
-        L.submit(src, board)
-    assert e.value.reason == "train_log"
-    assert str(log) in str(e.value) and str(e.value).startswith(f"rejected {src / 'result.json'}: ")
-    assert "Remove it to submit the result without its training curves" in str(e.value)
-    assert listing(board) == before
-    log.unlink()
-    assert L.submit(src, board).is_file()  # without the log, the result is accepted
-
-
-def test_submit_refuses_a_training_log_over_the_size_cap(tmp_path, monkeypatch):
-    w = b"weights"
-    src = run_dir(tmp_path, training_result(weights=w), weights=w)
-    write_log(src)
-    monkeypatch.setattr(S, "MAX_TRAIN_LOG_BYTES", 100)
-    with pytest.raises(L.SubmitError, match=r"train_log.jsonl is \d+ bytes, more than the 100 bytes a board") as e:
-        L.submit(src, tmp_path / "board")
-    assert e.value.reason == "train_log" and not (tmp_path / "board" / "results").exists()
-    assert S._size(9 << 20) == "9.0 MiB" and S._size(3 << 10) == "3.0 KiB"
-
-
-def test_cli_submit_names_a_corrupt_log(tmp_path):
-    from click.testing import CliRunner
-
-    from genbench.cli import main
-
-    w = b"weights"
-    src = run_dir(tmp_path / "runs", training_result(weights=w), weights=w)
-    write_log(src, text='{"step": 1}\n{"step": 2,\n')
-    out = CliRunner().invoke(main, ["leaderboard", "submit", str(src), "--board", str(tmp_path / "b")])
-    assert out.exit_code == 1 and "train_log.jsonl, line 2: not valid JSON" in out.output
-    assert "Traceback" not in out.output
-
-
-# ------------------------------------------------------------------------------------------------ snapshots
-
-def snapshot_protocol(monkeypatch, every=5, n=100):
-    """fashion-mnist/vae/smoke as if it kept snapshots (no registered protocol does yet)."""
-    import dataclasses
-
-    p = registry.protocol(FASHION)
-    p = dataclasses.replace(p, snapshot_every=every, evaluation=dataclasses.replace(p.evaluation, snapshot_samples=n))
-    monkeypatch.setattr(S, "_current_protocol", lambda name, version, where: p)
-    return p
-
-
-def with_snapshots(p, weights: bytes, **section) -> dict:
-    r = training_result(FASHION, weights=weights)
-    r["protocol"]["hash"] = p.hash
-    name = f"fid[{p.evaluation.extractor}]"
-    r["snapshots"] = {"every": p.snapshot_every, "n": p.evaluation.snapshot_samples, "metrics": [name],
-                      "reference": f"{p.dataset}:{p.evaluation.reference_split}", "extractor": p.evaluation.extractor,
-                      "curve": [{"step": 5, name: 180.0}, {"step": 10, name: None}], **section}
-    return r
-
-
-def test_submit_accepts_a_snapshot_curve_made_as_its_protocol_makes_it(tmp_path, monkeypatch):
-    p = snapshot_protocol(monkeypatch)
-    w = b"gan"
-    out = L.submit(run_dir(tmp_path, with_snapshots(p, w), weights=w), tmp_path / "board")
-    assert R.load(out)["snapshots"]["curve"][0]["step"] == 5
-
-
-@pytest.mark.parametrize("section, message", [
-    ({"curve": "none"}, "snapshots.curve is not a list of points"),
-    ({"curve": [{"step": 1.5}]}, "snapshots.curve[0] has no integer step"),
-    ({"curve": [{"step": 5, "fid[lenet-fashion-mnist]": "180"}]},
-     "snapshots.curve[0].fid[lenet-fashion-mnist] must be a number or null, found '180'"),
-    ({"metrics": "fid"}, "snapshots.metrics is 'fid', not a list"),
-    ({"n": 10000}, "snapshots.n is 10000, but fashion-mnist/vae/smoke@4 scores its snapshots with n 100"),
-    ({"every": 7}, "snapshots.every is 7"),
-])
-def test_submit_rejects_a_malformed_snapshot_curve(tmp_path, monkeypatch, section, message):
-    p = snapshot_protocol(monkeypatch)
-    w = b"gan"
-    with pytest.raises(L.SubmitError, match=_re(message)) as e:
-        L.submit(run_dir(tmp_path, with_snapshots(p, w, **section), weights=w), tmp_path / "board")
-    assert e.value.reason == "snapshots"
-
-
-def test_submit_rejects_snapshots_its_protocol_does_not_keep(tmp_path):
-    w = b"vae"
-    p = registry.protocol(FASHION)
-    r = with_snapshots(p, w)
-    r["protocol"]["hash"] = p.hash
-    with pytest.raises(L.SubmitError, match="fashion-mnist/vae/smoke@4 keeps no snapshots") as e:
-        L.submit(run_dir(tmp_path, r, weights=w), tmp_path / "board")
-    assert e.value.reason == "snapshots"
-
-
-# ----------------------------------------------------------------------------- curves over training on boards
-
-def gan_entry(board: Path, model: str, seed: int, *, curve, log=None, wasserstein=False) -> Path:
-    """A board entry of a GAN run on fashion-mnist, written into results/ directly (build reads results only)."""
-    name = "fid[lenet-fashion-mnist]"
-    r = samples_result(f"{model}-{seed}")  # a valid result to start from; made a training run below
-    r.update(kind="training run", model=model, preset="small", dataset="fashion-mnist", seed=seed,
-             run_id=f"fashion-mnist-{model}-quick-s{seed}",
-             protocol={"name": f"fashion-mnist/{model}/quick", "version": 1, "hash": sha(model)[:23],
-                       "tier": "quick"},
-             compute={"parameters": 5000, "train_seconds": 100.0 + seed, "device": "cpu",
-                      "sample_images_per_s": 900.0},
-             files={"weights": "model.pt", "samples": "samples.png", "train_log": "train_log.jsonl"})
-    r["metrics"][name]["n"] = 10000
-    r["metrics"].pop("precision[lenet-fashion-mnist]")
-    r["snapshots"] = {"every": 500, "n": 2000, "metrics": [name], "reference": "fashion-mnist:train",
-                      "extractor": "lenet-fashion-mnist", "curve": [{"step": s, name: v} for s, v in curve]}
-    folder = board / "results" / r["run_id"]
-    folder.mkdir(parents=True)
-    (folder / "result.json").write_text(json.dumps(r, indent=2) + "\n")
-    if log is not None:
-        rows = [{"step": s, "loss": g, "g_loss": g, "d_loss": d, **({"wasserstein": -d} if wasserstein else {})}
-                for s, g, d in log]
-        write_log(folder, rows)
-    return folder
-
-
-def test_build_draws_snapshot_and_loss_curves_per_dataset(tmp_path):
-    from genbench.report import run_plots
-
-    board = tmp_path / "board"
-    curve = [(500, 180.0), (1000, 150.0)]
-    for seed in range(2):
-        gan_entry(board, "dcgan", seed, curve=curve, log=[(25, 2.0, 1.3), (50, 1.5, 1.2)])
-    gan_entry(board, "wgan-gp", 0, curve=[(500, 170.0), (1000, 120.0)], log=[(25, 0.5, -2.0)], wasserstein=True)
-    gan_entry(board, "sngan", 0, curve=[(500, 175.0)])  # an old entry: no log
-    written = L.build(board, formats=("png", "svg"))
-    names = sorted(p.name for p in (board / "plots").iterdir())
-    assert "fashion-mnist--fid-lenet-fashion-mnist--over-training.png" in names
-    assert "fashion-mnist--training-losses.svg" in names and names == sorted(p.name for p in written[2:])
-    readme = (board / "README.md").read_text()
-    assert ("![FID \\[lenet-fashion-mnist\\] over training (n = 2,000 samples per snapshot), fashion-mnist]"
-            "(plots/fashion-mnist--fid-lenet-fashion-mnist--over-training.png)") in readme
-    assert "![Training losses on fashion-mnist](plots/fashion-mnist--training-losses.png)" in readme
-    data = json.loads(_json_block((board / "index.html").read_text()))
-    titles = [p["title"] for p in data["plots"] if p["dataset"] == "fashion-mnist"]
-    assert "Training losses on fashion-mnist" in titles
-    assert "FID [lenet-fashion-mnist] over training (n = 2,000 samples per snapshot), fashion-mnist" in titles
-    before = listing(board)
-    L.build(board, formats=("png", "svg"))
-    assert listing(board) == before  # deterministic, curves included
-
-    # the board's curves are those of its entries (the figures, drawn again from the same folders)
-    results = [R.load(f) for f in sorted((board / "results").glob("*/result.json"))]
-    fig = run_plots.snapshot_curve(results)
-    assert sorted(len(line.get_xdata()) for line in fig.axes[0].get_lines()) == [1, 2, 2]  # sngan: one snapshot
-    folders = sorted(p.parent for p in (board / "results").glob("*/train_log.jsonl"))
-    assert len(folders) == 3 and run_plots.logged_terms(folders) == ["g_loss", "d_loss", "wasserstein"]
 
 
 def test_build_without_logs_or_snapshots_draws_no_curves(board):
