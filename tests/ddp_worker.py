@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch.distributed as dist
 
 from genbench import distributed, evaluate, registry
 from genbench.rundir import RunDir
@@ -35,7 +36,6 @@ def collectives(out: Path) -> None:
     # leaving the group (what init registers to run at exit, before interpreter teardown) is idempotent
     distributed.close()
     distributed.close()
-    import torch.distributed as dist
     if w.is_main and not dist.is_initialized():
         np.savez(out / "out.npz", gathered=gathered, everyone=everyone, images=gathered_images, mu=mu, sigma=sigma,
                  n=n)

@@ -11,6 +11,8 @@ from PIL import Image
 from genbench import registry
 from genbench import results as R
 
+FASHION = "fashion-mnist/vae/smoke"  # a registered protocol with an extractor
+
 
 def sha(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

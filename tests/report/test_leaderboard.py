@@ -12,7 +12,7 @@ from genbench import results as R
 from genbench.report import leaderboard as L
 from genbench.report import submit as S
 from genbench.report import page
-from board_results import json_block, listing, run_dir, samples_result, sha, training_result
+from board_results import FASHION, json_block, listing, run_dir, samples_result, sha, training_result
 
 SCRIPT = "<script>alert(1)</script>"
 
@@ -146,7 +146,6 @@ def _set(path: str, value):
     return edit
 
 
-FASHION = "fashion-mnist/vae/smoke"
 CASES = {
     "unknown protocol": (None, _set("protocol.name", "digits/vae/huge"), "unknown_protocol",
                          "unknown protocol digits/vae/huge@2"),

@@ -11,9 +11,7 @@ from genbench import registry
 from genbench import results as R
 from genbench.report import leaderboard as L
 from genbench.report import submit as S
-from board_results import json_block, listing, run_dir, samples_result, sha, training_result
-
-FASHION = "fashion-mnist/vae/smoke"
+from board_results import FASHION, json_block, listing, run_dir, samples_result, sha, training_result
 
 
 # -------------------------------------------------------------------------------------- training logs
